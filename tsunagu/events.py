@@ -1,0 +1,64 @@
+"""The one event envelope and the subjects every service publishes on.
+
+An envelope's ``id`` is also the JetStream ``Nats-Msg-Id`` header, so the server drops a duplicate
+publish (the outbox relay may publish a row twice after a crash). ``entity_version`` lets consumers
+ignore an event older than what they already hold. Event data schemas live in ``tsunagu.contracts``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ENVELOPE_VERSION = 1
+
+
+class Subjects:
+    """Subject names, one constant each, so a typo is an import error, not a silent miss."""
+
+    EXPERT_UPSERTED = "profiles.expert.upserted"  # matching features (internal, may include non-public fields)
+    EXPERT_PUBLISHED = "profiles.expert.published"  # public view only: what search may index
+    EXPERT_DEACTIVATED = "profiles.expert.deactivated"
+    EXPERT_REACTIVATED = "profiles.expert.reactivated"
+    EXPERT_CONFIRMATION_DUE = "profiles.expert.confirmation_due"
+    ORGANIZATION_UPSERTED = "profiles.organization.upserted"
+    REQUEST_SUBMITTED = "matching.request.submitted"
+    REQUEST_RANKED = "matching.request.ranked"
+    MATCH_PROPOSED = "matching.match.proposed"
+    MATCH_ACCEPTED = "matching.match.accepted"
+    MATCH_DECLINED = "matching.match.declined"
+    MATCH_COMPLETED = "matching.match.completed"
+    DEAD_LETTER_PREFIX = "deadletter"
+
+
+# One stream per producing service, plus the dead letters.
+STREAMS: dict[str, list[str]] = {
+    "PROFILES": ["profiles.>"],
+    "MATCHING": ["matching.>"],
+    "DEADLETTER": ["deadletter.>"],
+}
+
+
+class EventEnvelope(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(default_factory=lambda: str(uuid.uuid4()), min_length=1, max_length=64)
+    type: str = Field(min_length=1, max_length=200)
+    envelope_version: int = ENVELOPE_VERSION
+    schema_version: int = Field(default=1, ge=1)
+    source: str = Field(min_length=1, max_length=64)
+    occurred_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    subject_id: str = Field(min_length=1, max_length=200)
+    entity_version: int = Field(ge=0)
+    correlation_id: str | None = Field(default=None, max_length=200)
+    data: dict[str, Any]
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json().encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> "EventEnvelope":
+        return cls.model_validate_json(raw)

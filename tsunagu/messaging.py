@@ -1,0 +1,261 @@
+"""NATS JetStream: the connection, the streams, durable consumers and the dead-letter subject."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import nats
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
+from nats.js.errors import NotFoundError
+from pydantic import ValidationError
+
+from tsunagu.events import STREAMS, EventEnvelope, Subjects
+from tsunagu.logging import event_context
+
+log = logging.getLogger(__name__)
+
+DUPLICATE_WINDOW_SECONDS = 120.0
+
+
+class PermanentEventError(Exception):
+    """The event can never be handled (unknown schema, impossible data): dead-letter it at once."""
+
+
+class NatsConnection:
+    """A connection that keeps trying: a service starts and serves while NATS is still down."""
+
+    def __init__(self, url: str, name: str) -> None:
+        self.url = url
+        self.name = name
+        self.client: Client | None = None
+        self._connected = asyncio.Event()
+        self._task: asyncio.Task | None = None
+
+    @property
+    def connected(self) -> bool:
+        return self.client is not None and self.client.is_connected
+
+    @property
+    def js(self) -> JetStreamContext:
+        if self.client is None:
+            raise ConnectionError("NATS is not connected")
+        return self.client.jetstream(timeout=5)
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._connect_forever(), name=f"nats-connect-{self.name}")
+
+    async def _connect_forever(self) -> None:
+        delay = 0.2
+        while self.client is None:
+            try:
+                client = await nats.connect(
+                    servers=[self.url],
+                    name=self.name,
+                    connect_timeout=2,
+                    allow_reconnect=True,
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=0.5,
+                    disconnected_cb=self._on_disconnected,
+                    reconnected_cb=self._on_reconnected,
+                    error_cb=self._on_error,
+                )
+                await ensure_streams(client.jetstream(timeout=5))
+                self.client = client
+                self._connected.set()
+                log.info("connected to NATS", extra={"nats_url": self.url})
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # noqa: BLE001 - keep trying; readiness reports the outage
+                log.warning("NATS not reachable yet", extra={"nats_url": self.url, "error": repr(error)})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _on_disconnected(self) -> None:
+        self._connected.clear()
+        log.warning("disconnected from NATS")
+
+    async def _on_reconnected(self) -> None:
+        try:
+            await ensure_streams(self.js)  # a fresh server has no streams yet
+        except Exception as error:  # noqa: BLE001
+            log.warning("could not ensure streams after reconnect", extra={"error": repr(error)})
+        self._connected.set()
+        log.info("reconnected to NATS")
+
+    async def _on_error(self, error: Exception) -> None:
+        log.debug("NATS client error", extra={"error": repr(error)})
+
+    async def wait_connected(self, timeout: float | None = None) -> None:
+        await asyncio.wait_for(self._connected.wait(), timeout=timeout)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        if self.client is not None and not self.client.is_closed:
+            try:
+                await self.client.drain()
+            except Exception:  # noqa: BLE001 - closing anyway
+                await self.client.close()
+
+
+async def ensure_streams(js: JetStreamContext) -> None:
+    for name, subjects in STREAMS.items():
+        config = StreamConfig(
+            name=name,
+            subjects=subjects,
+            storage=StorageType.FILE,
+            duplicate_window=DUPLICATE_WINDOW_SECONDS,
+            max_age=90 * 24 * 3600.0,  # events are kept 90 days for replay and audit
+        )
+        try:
+            await js.stream_info(name)
+            await js.update_stream(config)
+        except NotFoundError:
+            await js.add_stream(config)
+
+
+Handler = Callable[[EventEnvelope], Awaitable[None]]
+
+
+@dataclass
+class ConsumerSpec:
+    durable: str
+    stream: str
+    subjects: list[str]
+    handler: Handler
+
+
+class EventConsumer:
+    """A durable pull consumer with explicit ack, bounded redelivery and a dead-letter subject.
+
+    Several processes may run the same durable: JetStream hands each event to one of them.
+    """
+
+    def __init__(
+        self,
+        nats_connection: NatsConnection,
+        spec: ConsumerSpec,
+        *,
+        max_deliveries: int = 5,
+        ack_wait_seconds: float = 30.0,
+        batch: int = 20,
+    ) -> None:
+        self.nats = nats_connection
+        self.spec = spec
+        self.max_deliveries = max_deliveries
+        self.ack_wait_seconds = ack_wait_seconds
+        self.batch = batch
+
+    async def _subscribe(self):  # noqa: ANN202
+        js = self.nats.js
+        config = ConsumerConfig(
+            durable_name=self.spec.durable,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=self.ack_wait_seconds,
+            # One more than we count ourselves, so the server never gives up before we dead-letter.
+            max_deliver=self.max_deliveries + 1,
+            filter_subjects=self.spec.subjects,
+            max_ack_pending=1000,
+        )
+        await js.add_consumer(self.spec.stream, config=config)
+        return await js.pull_subscribe_bind(self.spec.durable, stream=self.spec.stream)
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.nats.wait_connected()
+                subscription = await self._subscribe()
+                while True:
+                    try:
+                        messages = await subscription.fetch(self.batch, timeout=1)
+                    except nats.errors.TimeoutError:
+                        continue
+                    for message in messages:
+                        await self.handle(message)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # noqa: BLE001 - NATS went away: resubscribe when it is back
+                log.warning("consumer loop restarting", extra={"consumer": self.spec.durable, "error": repr(error)})
+                await asyncio.sleep(0.5)
+
+    async def handle(self, message: Msg) -> None:
+        deliveries = message.metadata.num_delivered
+        try:
+            envelope = EventEnvelope.from_json(message.data)
+        except (ValidationError, ValueError) as error:
+            await self._dead_letter(message, f"malformed envelope: {error}", deliveries)
+            return
+        with event_context(envelope.id, envelope.correlation_id):
+            try:
+                await self.spec.handler(envelope)
+            except PermanentEventError as error:
+                await self._dead_letter(message, f"permanent: {error}", deliveries)
+                return
+            except Exception as error:  # noqa: BLE001 - retried, then dead-lettered
+                if deliveries >= self.max_deliveries:
+                    await self._dead_letter(message, f"failed {deliveries} times: {error!r}", deliveries)
+                else:
+                    log.warning("handler failed; will redeliver", extra={"consumer": self.spec.durable, "error": repr(error)})
+                    await message.nak(delay=min(0.5 * 2**deliveries, 30))
+                return
+            await message.ack()
+
+    async def _dead_letter(self, message: Msg, reason: str, deliveries: int) -> None:
+        stream_seq = message.metadata.sequence.stream
+        record = {
+            "consumer": self.spec.durable,
+            "stream": self.spec.stream,
+            "stream_sequence": stream_seq,
+            "original_subject": message.subject,
+            "deliveries": deliveries,
+            "error": reason[:2000],
+            "failed_at": datetime.now(UTC).isoformat(),
+            "original_payload": message.data.decode("utf-8", errors="replace"),
+        }
+        await self.nats.js.publish(
+            f"{Subjects.DEAD_LETTER_PREFIX}.{self.spec.durable}",
+            json.dumps(record, ensure_ascii=False).encode(),
+            headers={"Nats-Msg-Id": f"dlq:{self.spec.durable}:{self.spec.stream}:{stream_seq}"},
+            timeout=5,
+        )
+        log.error("event dead-lettered", extra={"consumer": self.spec.durable, "reason": reason[:300]})
+        await message.ack()  # the dead letter holds it now; the consumer moves on
+
+
+async def list_dead_letters(js: JetStreamContext, limit: int = 100) -> list[dict[str, Any]]:
+    """The newest dead letters (stream sequence + record), for the admin screen."""
+    info = await js.stream_info("DEADLETTER")
+    last, first = info.state.last_seq, info.state.first_seq
+    records: list[dict[str, Any]] = []
+    seq = last
+    while seq >= first and seq > 0 and len(records) < limit:
+        try:
+            raw = await js.get_msg("DEADLETTER", seq)
+            records.append({"sequence": seq, **json.loads(raw.data)})
+        except NotFoundError:
+            pass
+        seq -= 1
+    return records
+
+
+async def replay_dead_letter(js: JetStreamContext, sequence: int) -> str:
+    """Publish a dead letter's original event again to its original subject; returns that subject."""
+    raw = await js.get_msg("DEADLETTER", sequence)
+    record = json.loads(raw.data)
+    await js.publish(
+        record["original_subject"],
+        record["original_payload"].encode(),
+        headers={"Nats-Msg-Id": f"replay:{record['stream']}:{record['stream_sequence']}:{sequence}"},
+        timeout=5,
+    )
+    return record["original_subject"]
