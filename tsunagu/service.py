@@ -33,6 +33,7 @@ class ServiceRuntime:
     outbox_model: type[OutboxFields] | None = None
     consumer_specs: list[ConsumerSpec] = field(default_factory=list)
     run_relay: bool = True
+    uses_nats: bool = True  # the gateway talks HTTP only
     nats: NatsConnection = field(init=False)
     relay: OutboxRelay | None = field(init=False, default=None)
     _tasks: list[asyncio.Task] = field(init=False, default_factory=list)
@@ -44,6 +45,8 @@ class ServiceRuntime:
         self.principal = principal_dependency(self.name, lambda: self.settings.token_secret)
 
     async def start(self) -> None:
+        if not self.uses_nats:
+            return
         await self.nats.start()
         if self.relay is not None:
             self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.name}-outbox-relay"))
@@ -70,15 +73,23 @@ class ServiceRuntime:
             self.relay.wake()
 
     def readiness(self) -> dict[str, bool]:
-        return {"database": ping(self.engine), "nats": self.nats.connected}
+        checks = {"database": ping(self.engine)}
+        if self.uses_nats:
+            checks["nats"] = self.nats.connected
+        return checks
 
 
 class RequestContextMiddleware:
     """Request id in and out (X-Request-ID), and a hard limit on body size before anything parses it."""
 
-    def __init__(self, app, max_body_bytes: int) -> None:  # noqa: ANN001
+    def __init__(self, app, max_body_bytes: int, body_limits: dict[str, int] | None = None) -> None:  # noqa: ANN001
         self.app = app
         self.max_body_bytes = max_body_bytes
+        # Path prefix -> larger limit, for the few routes that take files (e.g. a CSV import).
+        self.body_limits = body_limits or {}
+
+    def _limit(self, path: str) -> int:
+        return next((limit for prefix, limit in self.body_limits.items() if path.startswith(prefix)), self.max_body_bytes)
 
     async def __call__(self, scope, receive, send):  # noqa: ANN001, ANN204
         if scope["type"] != "http":
@@ -88,9 +99,10 @@ class RequestContextMiddleware:
         request_id = raw_id if raw_id and raw_id.isprintable() else str(uuid.uuid4())
         token = request_id_var.set(request_id)
         too_large = ApiError(413, "too_large", "送信データが大きすぎます", "Request body too large").body()
+        max_body_bytes = self._limit(scope.get("path", ""))
         try:
             declared = headers.get(b"content-length")
-            if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            if declared is not None and declared.isdigit() and int(declared) > max_body_bytes:
                 response = JSONResponse(too_large, status_code=413, headers={"x-request-id": request_id})
                 return await response(scope, receive, send)
             received = 0
@@ -100,7 +112,7 @@ class RequestContextMiddleware:
                 message = await receive()
                 if message["type"] == "http.request":
                     received += len(message.get("body", b""))
-                    if received > self.max_body_bytes:
+                    if received > max_body_bytes:
                         raise _BodyTooLarge
                 return message
 
@@ -129,6 +141,7 @@ def create_service_app(
     *,
     title: str,
     on_startup: Callable[[], None] | None = None,
+    body_limits: dict[str, int] | None = None,
 ) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -143,7 +156,9 @@ def create_service_app(
 
     app = FastAPI(title=title, lifespan=lifespan)
     app.state.runtime = runtime
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=runtime.settings.max_body_bytes)
+    app.add_middleware(
+        RequestContextMiddleware, max_body_bytes=runtime.settings.max_body_bytes, body_limits=body_limits
+    )
     install_error_handlers(app)
 
     @app.get("/healthz", tags=["health"])

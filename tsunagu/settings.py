@@ -52,5 +52,9 @@ class KernelSettings(BaseSettings):
         """DATABASE_URL if set, else a SQLite file of the service's own in the data directory."""
         if self.database_url:
             return self.database_url
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        return f"sqlite:///{(self.data_dir / f'{service}.sqlite3').resolve()}"
+        return sqlite_url(self.data_dir, service)
+
+
+def sqlite_url(data_dir: Path, service: str) -> str:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{(data_dir / f'{service}.sqlite3').resolve()}"

@@ -1,0 +1,50 @@
+"""The gateway process."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from gateway import proxy, reference_routes
+from gateway.settings import GatewaySettings
+from gateway.users import routes as user_routes
+from gateway.web import routes as web_routes
+from tsunagu.db import make_engine
+from tsunagu.service import ServiceRuntime, create_service_app
+
+SERVICE_NAME = "gateway"
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+    settings = settings or GatewaySettings()
+    runtime = ServiceRuntime(
+        name=SERVICE_NAME, settings=settings, engine=make_engine(settings.database_url_for(SERVICE_NAME)), uses_nats=False
+    )
+    app = create_service_app(
+        runtime,
+        [user_routes.router, reference_routes.router, proxy.build_router(), web_routes.router],
+        title="Tsunagu API（つなぐ）",
+    )
+    app.state.settings = settings
+    app.state.engine = runtime.engine
+    app.state.http = httpx.AsyncClient(timeout=settings.upstream_timeout_seconds)
+    app.mount("/static", StaticFiles(directory=Path(__file__).parent / "web" / "static"), name="static")
+
+    inner_lifespan = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app_: FastAPI) -> AsyncIterator[None]:
+        async with inner_lifespan(app_):
+            try:
+                yield
+            finally:
+                await app_.state.http.aclose()
+
+    app.router.lifespan_context = lifespan
+    return app

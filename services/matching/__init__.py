@@ -1,0 +1,1 @@
+"""Matching service: SME requests, the expert projection, the scorer and its rankings."""

@@ -1,0 +1,143 @@
+"""The scorer on a real (SQLite) matching database: filters, region levels, topics, explanations."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from sqlalchemy.engine import Engine
+
+from services.matching.app import MIGRATIONS_DIR
+from services.matching.models import ExpertFeature
+from services.matching.scoring.features import FeatureStore
+from services.matching.scoring.ranker import RankingInput, rank
+from tsunagu.db import make_engine, session_scope
+from tsunagu.migrations import upgrade
+
+TODAY = date(2026, 11, 22)
+
+
+@pytest.fixture()
+def engine(tmp_path) -> Engine:  # noqa: ANN001
+    url = f"sqlite:///{tmp_path / 'matching.sqlite3'}"
+    upgrade(MIGRATIONS_DIR, url)
+    return make_engine(url)
+
+
+def add(engine: Engine, expert_id: str, **overrides) -> None:  # noqa: ANN003
+    values = dict(
+        expert_id=expert_id,
+        entity_version=1,
+        kind="sekisupe",
+        display_name=f"専門家 {expert_id}",
+        active=True,
+        prefectures=["13"],
+        onsite=True,
+        remote=False,
+        topics={"ransomware": 3},
+        capacity=2,
+        registration_expires_on=TODAY + timedelta(days=400),
+        last_confirmed_at=datetime(2026, 11, 10, tzinfo=UTC),
+    )
+    values.update(overrides)
+    with session_scope(engine) as session:
+        existing = session.get(ExpertFeature, expert_id)
+        if existing is None:
+            session.add(ExpertFeature(**values))
+        else:
+            for key, value in values.items():
+                setattr(existing, key, value)
+            existing.changed_at = datetime.now(UTC)
+            session.add(existing)
+
+
+def ids(ranked) -> list[str]:  # noqa: ANN001
+    return [entry.expert_id for entry in ranked]
+
+
+def test_region_levels_order_same_prefecture_neighbour_bureau_remote(engine: Engine) -> None:
+    add(engine, "same", prefectures=["13"])
+    add(engine, "neighbour", prefectures=["11"])  # 埼玉 borders 東京
+    add(engine, "bureau", prefectures=["08"], remote=True)  # 茨城: 関東局, not a neighbour of 東京
+    add(engine, "remote", prefectures=["47"], onsite=False, remote=True)  # 沖縄, remote only
+    store = FeatureStore(engine)
+    ranked, candidates = rank(store.refresh(), RankingInput("13", "either", ["ransomware"], [], None), today=TODAY)
+    assert ids(ranked) == ["same", "neighbour", "bureau", "remote"]
+    assert candidates == 4
+    levels = [entry.region_level for entry in ranked]
+    assert levels == ["same_prefecture", "neighbour", "same_bureau", "remote"]
+    assert ranked[0].contributions["region"] > ranked[1].contributions["region"] > ranked[2].contributions["region"]
+
+
+def test_hard_filters_remove_inactive_expired_full_and_unreachable(engine: Engine) -> None:
+    add(engine, "ok")
+    add(engine, "inactive", active=False)
+    add(engine, "expired", registration_expires_on=TODAY - timedelta(days=1))
+    add(engine, "full", capacity=0)
+    add(engine, "far-onsite", prefectures=["01"])  # 北海道, on site only: cannot reach 東京
+    add(engine, "remote-only", prefectures=["13"], onsite=False, remote=True)
+    store = FeatureStore(engine)
+    onsite, count = rank(store.refresh(), RankingInput("13", "onsite", ["ransomware"], [], None), today=TODAY)
+    assert ids(onsite) == ["ok"] and count == 1
+    remote, _ = rank(store.refresh(), RankingInput("13", "remote", ["ransomware"], [], None), today=TODAY)
+    assert ids(remote) == ["remote-only"]
+
+
+def test_topic_depth_and_coverage_decide_between_equal_regions(engine: Engine) -> None:
+    add(engine, "deep-both", topics={"ransomware": 3, "backup_bcp": 3})
+    add(engine, "shallow-both", topics={"ransomware": 1, "backup_bcp": 1})
+    add(engine, "deep-one", topics={"ransomware": 3})
+    add(engine, "none", topics={"dx_strategy": 3})
+    store = FeatureStore(engine)
+    ranked, _ = rank(store.refresh(), RankingInput("13", "either", ["ransomware", "backup_bcp"], [], None), today=TODAY)
+    assert ids(ranked) == ["deep-both", "deep-one", "shallow-both", "none"]
+    assert ranked[0].covered_topics == ["ransomware", "backup_bcp"]
+    assert ranked[3].covered_topics == []
+
+
+def test_skills_industry_and_freshness_break_ties(engine: Engine) -> None:
+    add(engine, "skilled", skills=["aws", "m365"], industries=["製造業"])
+    add(engine, "plain")
+    add(engine, "stale", last_confirmed_at=datetime(2026, 3, 1, tzinfo=UTC))
+    store = FeatureStore(engine)
+    ranked, _ = rank(store.refresh(), RankingInput("13", "either", ["ransomware"], ["aws"], "製造業"), today=TODAY)
+    assert ids(ranked) == ["skilled", "plain", "stale"]
+    assert ranked[0].matched_skills == 1
+    assert ranked[2].contributions["freshness"] == 0.0
+
+
+def test_entries_explain_the_rank_in_japanese_with_the_weights_version(engine: Engine) -> None:
+    add(engine, "a", topics={"ransomware": 3, "backup_bcp": 2})
+    store = FeatureStore(engine)
+    ranked, _ = rank(store.refresh(), RankingInput("13", "either", ["ransomware", "backup_bcp", "education"], [], None), today=TODAY)
+    entry = ranked[0].as_entry(1, __import__("services.matching.scoring.weights", fromlist=["DEFAULT_WEIGHTS"]).DEFAULT_WEIGHTS, ["ransomware", "backup_bcp", "education"])
+    assert entry["reason_ja"].startswith("同じ都道府県で対応")
+    assert "相談テーマ3件中2件が得意分野（ランサムウェア対策など2件）" in entry["reason_ja"]
+    assert "活動確認は12日前" in entry["reason_ja"]
+    assert entry["weights_version"] == "2026-11-v1"
+    assert set(entry["contributions"]) == {"region", "topic", "skill", "industry", "freshness"}
+    assert abs(sum(entry["contributions"].values()) - entry["score"]) < 1e-3
+
+
+def test_refresh_is_incremental_and_sees_updates(engine: Engine) -> None:
+    add(engine, "x", topics={"ransomware": 1})
+    store = FeatureStore(engine)
+    assert store.refresh().size == 1
+    add(engine, "y", topics={"ransomware": 3})
+    add(engine, "x", topics={"education": 3}, entity_version=2)
+    matrix = store.refresh()
+    assert matrix.size == 2
+    ranked, _ = rank(matrix, RankingInput("13", "either", ["ransomware"], [], None), today=TODAY)
+    assert ids(ranked)[0] == "y"
+    assert ranked[1].covered_topics == []  # x's old strength is gone
+
+
+def test_many_experts_grow_the_matrix(engine: Engine) -> None:
+    for index in range(1500):
+        add(engine, f"e{index:04d}", prefectures=[f"{index % 47 + 1:02d}"], remote=index % 3 == 0)
+    store = FeatureStore(engine)
+    matrix = store.refresh()
+    assert matrix.size == 1500
+    ranked, candidates = rank(matrix, RankingInput("27", "either", ["ransomware"], [], None), today=TODAY, limit=20)
+    assert len(ranked) == 20 and candidates > 20
+    assert ranked[0].region_level == "same_prefecture"
