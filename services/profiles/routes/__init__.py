@@ -1,0 +1,1 @@
+"""HTTP routes of the profiles service: thin, they read the request and call service.ProfilesService."""
