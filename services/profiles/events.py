@@ -49,14 +49,21 @@ def _status(expert: Expert, finding: Finding) -> ExpertStatusChangedV1:
     return ExpertStatusChangedV1(expert_id=expert.id, reason_code=finding.code, reason_ja=finding.ja, reason_en=finding.en)
 
 
-def add_expert_events(session: Session, expert: Expert, status: tuple[str, Finding] | None = None) -> None:
+def expert_envelopes(expert: Expert, status: tuple[str, Finding] | None = None) -> list[EventEnvelope]:
     """upserted + published (+ the status event) for the expert's current state and version."""
-    add_event(session, OutboxRecord, envelope(Subjects.EXPERT_UPSERTED, expert.id, expert.version, features_event(expert)))
-    published = public_event(expert, aware(expert.updated_at))  # type: ignore[arg-type]
-    add_event(session, OutboxRecord, envelope(Subjects.EXPERT_PUBLISHED, expert.id, expert.version, published))
+    envelopes = [
+        envelope(Subjects.EXPERT_UPSERTED, expert.id, expert.version, features_event(expert)),
+        envelope(Subjects.EXPERT_PUBLISHED, expert.id, expert.version, public_event(expert, aware(expert.updated_at))),  # type: ignore[arg-type]
+    ]
     if status is not None:
         subject, finding = status
-        add_event(session, OutboxRecord, envelope(subject, expert.id, expert.version, _status(expert, finding)))
+        envelopes.append(envelope(subject, expert.id, expert.version, _status(expert, finding)))
+    return envelopes
+
+
+def add_expert_events(session: Session, expert: Expert, status: tuple[str, Finding] | None = None) -> None:
+    for event in expert_envelopes(expert, status):
+        add_event(session, OutboxRecord, event)
 
 
 def add_reminder_event(session: Session, expert: Expert, finding: Finding) -> None:

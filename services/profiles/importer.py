@@ -24,6 +24,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import IO, Any, Literal
 
 from pydantic import ValidationError
@@ -31,15 +32,17 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from tsunagu.db import utcnow
+from tsunagu.events import EventEnvelope
+from tsunagu.outbox import add_events
 from tsunagu.errors import ApiError, FieldError, validation_error
 from tsunagu.reference import dss_roles, topics
 
 from services.profiles import repository
-from services.profiles.events import add_expert_events
+from services.profiles.events import expert_envelopes
 from services.profiles.freshness import apply_status, evaluate, status_change
-from services.profiles.models import Expert, aware
+from services.profiles.models import Expert, OutboxRecord, aware, new_id
 from services.profiles.schemas import ExpertCreate, clean_line
-from services.profiles.service import apply_profile, content_hash, profile_document
+from services.profiles.service import apply_profile, content_hash, profile_document, profile_of
 from services.profiles.settings import ProfilesSettings
 
 log = logging.getLogger(__name__)
@@ -581,75 +584,102 @@ class Importer:
             external_ids=[row.body.external_id for row in batch if row.body.external_id],
         )
         owners = repository.experts_by_owners(session, [row.body.owner_user_id for row in batch if row.body.owner_user_id])
-        by_id = {expert.id: expert for expert in existing}
-        by_number = {expert.registration_number: expert for expert in existing if expert.registration_number}
-        by_external = {expert.external_id: expert for expert in existing if expert.external_id}
-        by_owner = {expert.owner_user_id: expert for expert in owners}
+        index = _Index(existing + owners)
+        writes = _Writes()
         now = utcnow()
-        today = now.date()
         for row in batch:
-            body = row.body
-            target = None
-            if row.row_id:
-                target = by_id.get(row.row_id)
-                if target is None:
-                    report.reject(RowError(row.line, "id", COLUMNS["id"], f"ID {row.row_id} の登録がありません",
-                                           f"No entry with id {row.row_id}", row.row_id))
-                    continue
-            for field_name, index in (("registration_number", by_number), ("external_id", by_external), ("owner_user_id", by_owner)):
-                value = getattr(body, field_name)
-                other = index.get(value) if value else None
-                if other is None:
-                    continue
-                if field_name != "owner_user_id" and target is None:
-                    target = other
-                elif other is not target:
-                    report.reject(RowError(row.line, field_name, COLUMNS[field_name],
-                                           f"{value} は別の登録（ID {other.id}）で使われています",
-                                           f"{value} belongs to another entry (id {other.id})", row.key))
-                    target = None
-                    break
-            else:
-                self._upsert(session, row, target, report, now, today, by_id, by_number, by_external, by_owner)
+            target, error = index.resolve(row)
+            if error is not None:
+                report.reject(error)
+                continue
+            self._upsert(session, row, target, report, now, index, writes)
+        # New entries and all events go in as bulk INSERTs: building an ORM object per row would cost
+        # more than everything else together. Changed entries are ORM objects already (few, usually).
+        if writes.new_rows:
+            session.connection().execute(Expert.__table__.insert(), writes.new_rows)  # type: ignore[attr-defined]
+        add_events(session, OutboxRecord, writes.events)
         session.flush()
         session.expunge_all()  # the batch is written; keep memory flat
 
-    def _upsert(self, session: Session, row: _Row, expert: Expert | None, report: ImportReport, now: datetime,
-                today: date, *indexes: dict) -> None:
+    def _upsert(self, session: Session, row: _Row, expert: Any, report: ImportReport, now: datetime,
+                index: _Index, writes: _Writes) -> None:
         body = row.body
         document = profile_document(body)
         digest = content_hash(document)
-        owner = body.owner_user_id if body.owner_user_id else (expert.owner_user_id if expert else None)
-        confirmed = row.confirmed
+        owner = body.owner_user_id or (expert.owner_user_id if expert is not None else None)
         if expert is None:
-            expert = Expert(kind=body.kind, name=body.name, owner_user_id=owner, content_hash=digest,
-                            last_confirmed_at=confirmed or now, created_at=now, status_changed_at=now)
+            expert = SimpleNamespace(**_new_expert_values(now), last_confirmed_at=row.confirmed or now)
+            writes.new_rows.append(vars(expert))  # the namespace's own dict: later changes below show in it
             report.created += 1
         else:
-            newer_confirmation = confirmed is not None and (aware(expert.last_confirmed_at) is None or confirmed > aware(expert.last_confirmed_at))
+            stored = aware(expert.last_confirmed_at)
+            newer_confirmation = row.confirmed is not None and (stored is None or row.confirmed > stored)
             if digest == expert.content_hash and owner == expert.owner_user_id and not newer_confirmation:
                 report.unchanged += 1
                 return
             if newer_confirmation:
-                expert.last_confirmed_at = confirmed
+                expert.last_confirmed_at = row.confirmed
             expert.version += 1
+            expert.updated_at = now
+            session.add(expert)
             report.updated += 1
         apply_profile(expert, document, digest)
         expert.owner_user_id = owner
-        expert.updated_at = now
-        change = status_change(expert, evaluate(expert, today, self.settings))
+        change = status_change(expert, evaluate(expert, now.date(), self.settings))
         apply_status(expert, change, now)
-        session.add(expert)
-        add_expert_events(session, expert, change)
-        # Later rows of the batch must see this entry (e.g. an owner moved to it).
-        by_id, by_number, by_external, by_owner = indexes
-        by_id[expert.id] = expert
-        if expert.registration_number:
-            by_number[expert.registration_number] = expert
-        if expert.external_id:
-            by_external[expert.external_id] = expert
-        if expert.owner_user_id:
-            by_owner[expert.owner_user_id] = expert
+        writes.events.extend(expert_envelopes(expert, change))
+        index.add(expert)  # later rows of the batch must see this entry
+
+
+@dataclass
+class _Writes:
+    new_rows: list[dict[str, Any]] = field(default_factory=list)
+    events: list[EventEnvelope] = field(default_factory=list)
+
+
+def _new_expert_values(now: datetime) -> dict[str, Any]:
+    """Column values of a new entry before its profile is applied (the model's defaults)."""
+    return {
+        "id": new_id(), "owner_user_id": None, "active": True, "status_reason": None, "status_changed_at": now,
+        "reminders": {}, "version": 1, "created_at": now, "updated_at": now,
+    }
+
+
+class _Index:
+    """The entries a batch refers to, by each of their keys."""
+
+    def __init__(self, experts: list[Any]) -> None:
+        self.by_id: dict[str, Any] = {}
+        self.by_key: dict[str, dict[str, Any]] = {"registration_number": {}, "external_id": {}, "owner_user_id": {}}
+        for expert in experts:
+            self.add(expert)
+
+    def add(self, expert: Any) -> None:
+        self.by_id[expert.id] = expert
+        for name, entries in self.by_key.items():
+            value = getattr(expert, name)
+            if value:
+                entries[value] = expert
+
+    def resolve(self, row: _Row) -> tuple[Any, RowError | None]:
+        """The stored entry a row updates (None: a new one), or why the row cannot be applied."""
+        target = None
+        if row.row_id:
+            target = self.by_id.get(row.row_id)
+            if target is None:
+                return None, RowError(row.line, "id", COLUMNS["id"], f"ID {row.row_id} の登録がありません",
+                                      f"No entry with id {row.row_id}", row.row_id)
+        for name in ("registration_number", "external_id", "owner_user_id"):
+            value = getattr(row.body, name)
+            other = self.by_key[name].get(value) if value else None
+            if other is None:
+                continue
+            if name != "owner_user_id" and target is None:
+                target = other
+            elif other is not target:
+                return None, RowError(row.line, name, COLUMNS[name], f"{value} は別の登録（ID {other.id}）で使われています",
+                                      f"{value} belongs to another entry (id {other.id})", row.key)
+        return target, None
 
 
 class _Unclosable(io.RawIOBase):
@@ -705,49 +735,47 @@ def _yes_no(value: bool | None) -> str:
     return "" if value is None else ("1" if value else "0")
 
 
-def export_row(expert: Expert) -> list[str]:
-    training = expert.training
-    programme = expert.programme or {}
-    values: dict[str, Any] = {
-        "id": expert.id,
-        "kind": expert.kind,
-        "external_id": expert.external_id,
-        "registration_number": expert.registration_number,
-        "name": expert.name,
-        "name_kana": expert.name_kana,
-        "registration_date": expert.registration_date.isoformat() if expert.registration_date else "",
-        "renewal_deadline": expert.renewal_deadline.isoformat() if expert.renewal_deadline else "",
+def body_cells(body: dict[str, Any]) -> list[str]:
+    """A POST /experts body (JSON types, plus optional id, owner_user_id, last_confirmed_at and the
+    export-only status) as one CSV row in COLUMNS order: what the export writes and the import reads."""
+    training = body.get("training")
+    programme = body.get("programme") or {}
+    values: dict[str, Any] = {key: body.get(key) for key in list(COLUMNS) + list(EXPORT_ONLY)}
+    values |= {
         "training_online": _joined(training.get("online", [])) if training else "",
         "training_practical": _joined(training.get("practical", [])) if training else "",
-        "affiliation": expert.affiliation,
-        "contact_email": expert.contact_email,
-        "contact_phone": expert.contact_phone,
-        "prefectures": _joined(expert.prefectures),
-        "onsite": _yes_no(expert.onsite),
-        "remote": _yes_no(expert.remote),
-        "strengths": _joined(f"{item['topic']}:{item['depth']}" for item in expert.strengths),
-        "skills": _joined(expert.skills),
-        "industries": _joined(expert.industries),
-        "services": _joined(expert.services),
-        "qualifications": _joined(expert.qualifications),
-        "fee_min_yen": expert.fee_min_yen,
-        "fee_max_yen": expert.fee_max_yen,
-        "fee_unit": expert.fee_unit,
-        "capacity": expert.capacity,
-        "bio": expert.bio,
-        "dss_roles": _joined(f"{item['role']}:{item['level']}" for item in expert.dss_roles),
+        "prefectures": _joined(body.get("prefectures", [])),
+        "onsite": _yes_no(body.get("onsite")),
+        "remote": _yes_no(body.get("remote")),
+        "strengths": _joined(f"{item['topic']}:{item['depth']}" for item in body.get("strengths", [])),
+        "skills": _joined(body.get("skills", [])),
+        "industries": _joined(body.get("industries", [])),
+        "services": _joined(body.get("services", [])),
+        "qualifications": _joined(body.get("qualifications", [])),
+        "dss_roles": _joined(f"{item['role']}:{item['level']}" for item in body.get("dss_roles", [])),
         "programme_status": programme.get("status"),
         "programme_cohort_year": programme.get("cohort_year"),
-        "case_study_completed": _yes_no(programme.get("case_study_completed")) if programme else "",
-        "regional_collaboration": _yes_no(programme.get("regional_collaboration")) if programme else "",
-        "availability": expert.availability,
-        "visibility": _joined(f"{key}={level}" for key, level in sorted((expert.visibility or {}).items())),
-        "owner_user_id": expert.owner_user_id,
-        "last_confirmed_at": aware(expert.last_confirmed_at).isoformat() if expert.last_confirmed_at else "",
-        "active": "掲載中" if expert.active else "停止中",
-        "status_reason": expert.status_reason,
+        "case_study_completed": _yes_no(programme.get("case_study_completed")),
+        "regional_collaboration": _yes_no(programme.get("regional_collaboration")),
+        "visibility": _joined(f"{key}={level}" for key, level in sorted((body.get("visibility") or {}).items())),
     }
+    if "active" in body:
+        values["active"] = "掲載中" if body["active"] else "停止中"
     return [_safe("" if values[key] is None else str(values[key])) for key in list(COLUMNS) + list(EXPORT_ONLY)]
+
+
+def export_row(expert: Expert) -> list[str]:
+    confirmed = aware(expert.last_confirmed_at)
+    return body_cells(
+        profile_of(expert)
+        | {
+            "id": expert.id,
+            "owner_user_id": expert.owner_user_id,
+            "last_confirmed_at": confirmed.isoformat() if confirmed else None,
+            "active": expert.active,
+            "status_reason": expert.status_reason,
+        }
+    )
 
 
 def _geta(error: UnicodeEncodeError) -> tuple[str, int]:
