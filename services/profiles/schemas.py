@@ -235,6 +235,7 @@ Tag = Annotated[str, Field(max_length=50), AfterValidator(_tag)]
 Qualification = Annotated[str, Field(max_length=100), AfterValidator(_line)]
 ServiceId = Annotated[str, Field(max_length=100), AfterValidator(_service)]
 TopicId = Annotated[str, Field(max_length=100), AfterValidator(_topic)]
+PastDate = Annotated[date, AfterValidator(_not_future)]
 RoleId = Annotated[str, Field(max_length=100), AfterValidator(_dss_role)]
 
 
@@ -259,14 +260,12 @@ class TrainingRecord(_Input):
     """Completed courses: the online course (オンライン講習) every year, the practical course
     (実践講習) once per three-year cycle. Dates are when each was completed."""
 
-    online: list[date] = Field(default_factory=list, max_length=30)
-    practical: list[date] = Field(default_factory=list, max_length=10)
+    online: list[PastDate] = Field(default_factory=list, max_length=30)
+    practical: list[PastDate] = Field(default_factory=list, max_length=10)
 
     @field_validator("online", "practical")
     @classmethod
     def _sorted(cls, values: list[date]) -> list[date]:
-        for value in values:
-            _not_future(value)
         return sorted(set(values))
 
 
