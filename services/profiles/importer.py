@@ -258,7 +258,8 @@ def _date(text: str) -> str:
 
 
 def _int(text: str) -> int:
-    cleaned = unicodedata.normalize("NFKC", text).strip().replace(",", "").removeprefix("¥").removesuffix("円").strip()
+    # "￥10,000", "10,000円"; in Shift_JIS the yen sign is byte 0x5C, which CP932 decodes as a backslash.
+    cleaned = unicodedata.normalize("NFKC", text).strip().replace(",", "").lstrip("¥\\").removesuffix("円").strip()
     if not re.fullmatch(r"-?\d{1,12}", cleaned):
         raise _CellError(f"「{text}」は整数で入力してください", f"{text!r} is not a whole number")
     return int(cleaned)

@@ -50,8 +50,9 @@ def normalized_visibility(levels: dict[str, str]) -> dict[str, str]:
 
 
 def profile_document(profile: ExpertIn) -> dict[str, Any]:
-    """The profile as stored (JSON types), the same whichever path it came through."""
-    document = profile.model_dump(mode="json")
+    """The profile as stored (JSON types), the same whichever path it came through. Only the profile
+    fields: who owns the entry is not part of it (and so not of its content hash)."""
+    document = profile.model_dump(mode="json", include=set(_PROFILE_COLUMNS))
     document["visibility"] = normalized_visibility(document["visibility"])
     return document
 
