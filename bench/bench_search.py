@@ -1,0 +1,316 @@
+"""Search engine benchmark: 30,000 synthetic public expert profiles.
+
+Measures, per backend (embedded always; Meilisearch too when MEILI_URL is set, MEILI_MASTER_KEY optional):
+bulk upsert time, single-document upsert latency, and p50/p95 latency of ~200 mixed queries (text only,
+filters only, text + filters). Prints a table and writes bench/results/search.json.
+
+    python bench/bench_search.py [--docs 30000] [--queries 200] [--seed 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import random
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from services.search.engine import SearchEngine, SearchQuery, make_engine  # noqa: E402
+
+try:
+    from tqdm import tqdm
+except ImportError:  # progress bars are a nicety only
+    tqdm = None
+
+REFERENCE = ROOT / "tsunagu" / "reference" / "data"
+RESULTS = ROOT / "bench" / "results" / "search.json"
+
+SURNAMES = [
+    ("佐藤", "さとう"), ("鈴木", "すずき"), ("高橋", "たかはし"), ("田中", "たなか"), ("伊藤", "いとう"),
+    ("渡辺", "わたなべ"), ("山本", "やまもと"), ("中村", "なかむら"), ("小林", "こばやし"), ("加藤", "かとう"),
+    ("吉田", "よしだ"), ("山田", "やまだ"), ("佐々木", "ささき"), ("山口", "やまぐち"), ("松本", "まつもと"),
+    ("井上", "いのうえ"), ("木村", "きむら"), ("林", "はやし"), ("斎藤", "さいとう"), ("清水", "しみず"),
+    ("山崎", "やまざき"), ("森", "もり"), ("池田", "いけだ"), ("橋本", "はしもと"), ("阿部", "あべ"),
+    ("石川", "いしかわ"), ("山下", "やました"), ("中島", "なかじま"), ("石井", "いしい"), ("小川", "おがわ"),
+    ("前田", "まえだ"), ("岡田", "おかだ"), ("長谷川", "はせがわ"), ("藤田", "ふじた"), ("後藤", "ごとう"),
+    ("近藤", "こんどう"), ("村上", "むらかみ"), ("遠藤", "えんどう"), ("青木", "あおき"), ("坂本", "さかもと"),
+]
+GIVEN = [
+    ("太郎", "たろう"), ("花子", "はなこ"), ("健太", "けんた"), ("美咲", "みさき"), ("大輔", "だいすけ"),
+    ("陽子", "ようこ"), ("翔", "しょう"), ("直樹", "なおき"), ("由美", "ゆみ"), ("拓也", "たくや"),
+    ("恵", "めぐみ"), ("誠", "まこと"), ("彩", "あや"), ("亮", "りょう"), ("裕子", "ゆうこ"),
+    ("浩二", "こうじ"), ("千尋", "ちひろ"), ("隆", "たかし"), ("真理子", "まりこ"), ("蓮", "れん"),
+]
+SKILLS = [
+    "aws", "azure", "gcp", "microsoft 365", "active directory", "linux", "windows server", "python",
+    "ネットワーク", "ファイアウォール", "utm", "vpn", "edr", "siem", "フォレンジック", "脆弱性診断",
+    "ペネトレーションテスト", "isms", "pマーク", "ゼロトラスト", "無線lan", "バックアップ", "kintone", "rpa",
+    "データ分析", "機械学習", "sql", "excel vba", "webアプリ開発", "iot",
+]
+INDUSTRIES = [
+    "製造業", "建設業", "小売業", "卸売業", "医療・福祉", "運輸業", "宿泊業", "飲食サービス業", "情報通信業",
+    "金融・保険業", "不動産業", "農業", "教育・学習支援", "士業", "自治体",
+]
+SERVICES = [
+    "インシデント初動", "脆弱性診断", "セキュリティ教育", "規程策定支援", "リスクアセスメント", "相談対応",
+    "SECURITY ACTION宣言支援", "SCS評価制度対応", "クラウド移行支援", "DX戦略立案", "業務改善", "データ活用支援",
+]
+DSS_ROLES = ["business_architect", "designer", "data_scientist", "software_engineer", "cybersecurity"]
+ORG_FORMS = ["株式会社{c}セキュリティ", "{c}情報システム合同会社", "{c}ITサポート株式会社", "フリーランス",
+             "{c}商工会議所", "{c}デジタル研究所", "個人事務所"]
+BIO_TEMPLATES = [
+    "{pref}を中心に{label}を支援しています。{industry}の現場経験が長く、{skill}に詳しいです。",
+    "{city}で{industry}向けに{label}のご相談を受けています。{service}もお任せください。",
+    "元{industry}の情報システム担当。{label}と{label2}が得意です。{skill}の設計・運用経験あり。",
+    "中小企業の{label}を、経営者の目線で分かりやすく説明します。{pref}内は訪問可能、全国オンライン対応。",
+]
+
+# Queries users really type: topic words, places, skills, names, full-width and half-width forms, 1-2 chars.
+TEXT_QUERIES = [
+    "ランサム", "ランサムウェア", "インシデント", "初動", "クラウド", "aws", "ＡＷＳ", "Azure", "ﾗﾝｻﾑ",
+    "脆弱性", "標的型", "バックアップ", "製造業", "医療", "札幌", "福岡", "横浜", "大阪", "港",
+    "教育", "規程", "SECURITY ACTION", "SCS", "DX認定", "データ", "rpa", "kintone", "ゼロトラスト",
+    "佐藤", "やまだ", "タナカ", "山", "製造業 クラウド", "ランサム 製造業", "aws 初動", "フォレンジック",
+    "お助け隊", "テレワーク", "内部不正", "ネットワーク 無線", "DX 戦略", "需要予測",
+]
+
+
+def load_reference() -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    with open(REFERENCE / "prefectures.csv", encoding="utf-8") as f:
+        prefectures = list(csv.DictReader(f))
+    with open(REFERENCE / "topics.csv", encoding="utf-8") as f:
+        topics = list(csv.DictReader(f))
+    return prefectures, topics
+
+
+def make_docs(n: int, rng: random.Random) -> list[dict[str, Any]]:
+    prefectures, topics = load_reference()
+    codes = [p["code"] for p in prefectures]
+    # Experts live where the companies are: weight prefectures by number of corporations.
+    weights = [int(p["corporations"]) for p in prefectures]
+    names = {p["code"]: p["name"] for p in prefectures}
+    security = [t for t in topics if t["area"] == "security"]
+    dx = [t for t in topics if t["area"] == "dx"]
+    now = datetime(2025, 6, 1, tzinfo=timezone.utc)
+    docs = []
+    for i in range(n):
+        kind = "sekisupe" if rng.random() < 0.75 else "dx_talent"
+        surname, s_kana = rng.choice(SURNAMES)
+        given, g_kana = rng.choice(GIVEN)
+        home = rng.choices(codes, weights)[0]
+        prefs = {home} | {rng.choice(codes) for _ in range(rng.choice([0, 0, 0, 1, 2]))}
+        pool = security if kind == "sekisupe" else dx + security[:6]
+        chosen = rng.sample(pool, rng.randint(1, 5))
+        pref_name = names[home]
+        city = pref_name.rstrip("都府県") if pref_name != "北海道" else rng.choice(["札幌", "旭川", "函館"])
+        label, label2 = chosen[0]["label_ja"], chosen[-1]["label_ja"]
+        doc: dict[str, Any] = {
+            "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            "kind": kind,
+            "name": f"{surname} {given}",
+            "name_kana": f"{s_kana} {g_kana}" if rng.random() < 0.8 else None,
+            "registration_number": f"{rng.randint(1, 30000):06d}" if kind == "sekisupe" else None,
+            "affiliation": rng.choice(ORG_FORMS).format(c=city) if rng.random() < 0.85 else None,
+            "bio": " ".join(
+                rng.choice(BIO_TEMPLATES).format(
+                    pref=pref_name, city=city, label=label, label2=label2,
+                    industry=rng.choice(INDUSTRIES), skill=rng.choice(SKILLS), service=rng.choice(SERVICES),
+                )
+                for _ in range(rng.randint(1, 3))
+            ),
+            "prefectures": sorted(prefs),
+            "onsite": rng.random() < 0.6,
+            "remote": rng.random() < 0.8,
+            "topics": [t["id"] for t in chosen],
+            "topic_labels": [t["label_ja"] for t in chosen],
+            "skills": rng.sample(SKILLS, rng.randint(1, 6)),
+            "industries": rng.sample(INDUSTRIES, rng.randint(0, 3)),
+            "services": rng.sample(SERVICES, rng.randint(0, 3)),
+            "dss_roles": rng.sample(DSS_ROLES, rng.randint(1, 2)) if kind == "dx_talent" else ["cybersecurity"],
+            "active": rng.random() < 0.9,
+            "updated_at": (now - timedelta(seconds=rng.randint(0, 730 * 86400))).isoformat(),
+        }
+        # Experts hide fields: drop a few keys at random.
+        for key in ("bio", "affiliation", "industries", "services"):
+            if rng.random() < 0.05:
+                del doc[key]
+        docs.append(doc)
+    return docs
+
+
+def make_queries(n: int, rng: random.Random) -> list[tuple[str, SearchQuery]]:
+    prefectures, topics = load_reference()
+    codes = [p["code"] for p in prefectures]
+    topic_ids = [t["id"] for t in topics]
+
+    def filters() -> dict[str, Any]:
+        f: dict[str, Any] = {"prefectures": tuple(rng.sample(codes, rng.choice([1, 1, 2, 3])))}
+        if rng.random() < 0.6:
+            f["topics"] = tuple(rng.sample(topic_ids, rng.choice([1, 2, 3])))
+        if rng.random() < 0.4:
+            f["kind"] = rng.choice(["sekisupe", "dx_talent"])
+        if rng.random() < 0.3:
+            f["remote"] = True
+        if rng.random() < 0.2:
+            f["onsite"] = True
+        return f
+
+    queries = []
+    for i in range(n):
+        category = ("text", "filters", "text+filters")[i % 3]
+        page = {"limit": 20, "offset": rng.choice([0, 0, 0, 20, 40])}
+        if category == "text":
+            q = SearchQuery(q=rng.choice(TEXT_QUERIES), **page)
+        elif category == "filters":
+            q = SearchQuery(**filters(), **page)
+        else:
+            q = SearchQuery(q=rng.choice(TEXT_QUERIES), **filters(), **page)
+        queries.append((category, q))
+    return queries
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    k = max(0, min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def summarise(ms: list[float]) -> dict[str, float]:
+    return {
+        "n": len(ms),
+        "p50_ms": round(statistics.median(ms), 3),
+        "p95_ms": round(percentile(ms, 95), 3),
+        "max_ms": round(max(ms), 3),
+        "mean_ms": round(statistics.fmean(ms), 3),
+    }
+
+
+def progress(iterable, **kw):
+    return tqdm(iterable, **kw) if tqdm and sys.stderr.isatty() else iterable
+
+
+def run_backend(engine: SearchEngine, docs, queries, batch: int) -> dict[str, Any]:
+    engine.setup()
+    engine.clear()
+    started = time.perf_counter()
+    for start in progress(range(0, len(docs), batch), desc=f"{engine.name} upsert", unit="batch"):
+        engine.upsert(docs[start : start + batch])
+    bulk_s = time.perf_counter() - started
+    assert engine.count() == len(docs), (engine.count(), len(docs))
+
+    # Event-driven updates arrive one expert at a time.
+    single = []
+    for doc in docs[:50]:
+        t0 = time.perf_counter()
+        engine.upsert([{**doc, "updated_at": datetime.now(timezone.utc).isoformat()}])
+        single.append((time.perf_counter() - t0) * 1000)
+
+    for _, q in queries[:20]:  # warm caches
+        engine.search(q)
+    by_category: dict[str, list[float]] = {}
+    totals: dict[str, list[int]] = {}
+    for category, q in progress(queries, desc=f"{engine.name} queries", unit="q"):
+        t0 = time.perf_counter()
+        result = engine.search(q)
+        by_category.setdefault(category, []).append((time.perf_counter() - t0) * 1000)
+        totals.setdefault(category, []).append(result.total)
+    all_ms = [v for values in by_category.values() for v in values]
+    return {
+        "docs": len(docs),
+        "bulk_upsert_s": round(bulk_s, 3),
+        "bulk_upsert_docs_per_s": round(len(docs) / bulk_s),
+        "batch_size": batch,
+        "single_upsert": summarise(single),
+        "queries": {
+            "all": summarise(all_ms),
+            **{
+                c: {**summarise(v), "median_total_hits": int(statistics.median(totals[c]))}
+                for c, v in by_category.items()
+            },
+        },
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--docs", type=int, default=30_000)
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+
+    rng = random.Random(args.seed)
+    t0 = time.perf_counter()
+    docs = make_docs(args.docs, rng)
+    queries = make_queries(args.queries, rng)
+    print(f"generated {len(docs)} docs and {len(queries)} queries in {time.perf_counter() - t0:.1f} s")
+
+    results: dict[str, Any] = {
+        "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {
+            "python": platform.python_version(),
+            "sqlite": sqlite3.sqlite_version,
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            # The machine is shared: a high load average means noisy figures.
+            "load_avg_at_start": [round(x, 2) for x in os.getloadavg()],
+        },
+        "backends": {},
+    }
+    with tempfile.TemporaryDirectory(prefix="tsunagu-bench-") as tmp:
+        engine = make_engine("embedded", data_dir=Path(tmp))
+        try:
+            results["backends"]["embedded"] = run_backend(engine, docs, queries, batch=args.docs)
+            results["backends"]["embedded"]["file_mb"] = round(
+                sum(p.stat().st_size for p in Path(tmp).iterdir()) / 1e6, 1
+            )
+        finally:
+            engine.close()
+
+    meili_url = os.environ.get("MEILI_URL")
+    if meili_url:
+        index = f"bench_{uuid.uuid4().hex[:8]}"
+        engine = make_engine(
+            "meilisearch", data_dir=Path("."), meili_url=meili_url,
+            meili_key=os.environ.get("MEILI_MASTER_KEY"), meili_index=index,
+        )
+        try:
+            results["backends"]["meilisearch"] = run_backend(engine, docs, queries, batch=1000)
+        finally:
+            engine.drop_index()  # type: ignore[attr-defined]
+    else:
+        results["backends"]["meilisearch"] = {"skipped": "MEILI_URL not set"}
+
+    for name, r in results["backends"].items():
+        if "skipped" in r:
+            print(f"\n[{name}] skipped: {r['skipped']}")
+            continue
+        print(f"\n[{name}] {r['docs']} docs: bulk upsert {r['bulk_upsert_s']} s ({r['bulk_upsert_docs_per_s']}/s),"
+              f" single upsert p50 {r['single_upsert']['p50_ms']} ms")
+        print(f"  {'queries':<14}{'n':>5}{'p50 ms':>10}{'p95 ms':>10}{'max ms':>10}")
+        for cat, s in r["queries"].items():
+            print(f"  {cat:<14}{s['n']:>5}{s['p50_ms']:>10}{s['p95_ms']:>10}{s['max_ms']:>10}")
+
+    results["machine"]["load_avg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    print(f"\nload average: {results['machine']['load_avg_at_start']} at start, "
+          f"{results['machine']['load_avg_at_end']} at end (2 CPUs, shared)")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    print(f"\nwrote {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")
+
+
+if __name__ == "__main__":
+    main()
