@@ -221,8 +221,12 @@ class EmbeddedSearchEngine(SearchEngine):
         docs = validate_docs(docs)
         if not docs:
             return
+        # Index what is stored: the JSON round trip of each document. A delete re-derives the tokens from the
+        # stored body, so they must come from exactly that (a tuple or a set would not survive the trip).
+        bodies = [self._body(doc) for doc in docs]
+        docs = [json.loads(body) for body in bodies]
         # Normalise and tokenise before taking the write lock: it is the slow part of a bulk load.
-        rows = [self._doc_row(doc) for doc in docs]
+        rows = [(*self._doc_row(doc), body) for doc, body in zip(docs, bodies)]
         fts_rows = _fts_rows(list(range(len(docs))), docs)  # rowids filled in below
         with self._write() as conn:
             self._delete_ids(conn, [doc["id"] for doc in docs])
@@ -318,13 +322,16 @@ class EmbeddedSearchEngine(SearchEngine):
     # -- helpers -----------------------------------------------------------------------------------------
 
     @staticmethod
-    def _doc_row(doc: dict[str, Any]) -> tuple[Any, ...]:
-        kind = doc.get("kind")
+    def _body(doc: dict[str, Any]) -> str:
         try:
-            body = json.dumps(doc, ensure_ascii=False, separators=(",", ":"), default=str)
-            body.encode("utf-8")
+            return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8").decode()
         except UnicodeEncodeError:  # lone surrogates cannot be stored as UTF-8: keep them escaped
-            body = json.dumps(doc, separators=(",", ":"), default=str)
+            return json.dumps(doc, separators=(",", ":"), default=str)
+
+    @staticmethod
+    def _doc_row(doc: dict[str, Any]) -> tuple[Any, ...]:
+        """The docs columns of a document, without the body."""
+        kind = doc.get("kind")
         return (
             doc["id"],
             kind if isinstance(kind, str) else None,
@@ -332,7 +339,6 @@ class EmbeddedSearchEngine(SearchEngine):
             1 if doc.get("onsite") is True else 0,
             0 if doc.get("active") is False else 1,
             text.updated_timestamp(doc.get("updated_at")),
-            body,
         )
 
     @staticmethod

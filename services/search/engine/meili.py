@@ -20,6 +20,7 @@ after upsert/delete sees the change (the contract tests rely on it).
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from typing import Any
@@ -158,7 +159,8 @@ class MeilisearchEngine(SearchEngine):
             self._wait(self._index.delete_documents(filter=f"id IN {_in_list(tuple(chunk))}"))
 
     def upsert(self, docs: list[dict[str, Any]]) -> None:
-        docs = validate_docs(docs)
+        # Store (and index) the JSON form, as the embedded engine does: tuples become lists, dates strings.
+        docs = [json.loads(json.dumps(doc, default=str)) for doc in validate_docs(docs)]
         for doc in docs:
             if not _VALID_ID.match(doc["id"]):
                 raise ValueError(f"Meilisearch ids are letters, digits, - and _ only: {doc['id']!r}")
