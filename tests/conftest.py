@@ -92,6 +92,8 @@ class Api:
     def login(self, email: str) -> dict[str, str]:
         response = self.http.post("/api/v1/auth/token", json={"email": email, "password": PASSWORD})
         assert response.status_code == 200, response.text
+        # Sign-in also sets the web UI's session cookie; the API tests say who they are explicitly.
+        self.http.cookies.clear()
         return {"authorization": f"Bearer {response.json()['access_token']}"}
 
     def account(self, role: str, prefectures: list[str] | None = None) -> dict[str, str]:

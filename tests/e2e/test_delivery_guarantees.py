@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from services.matching.models import OutboxRecord, Ranking
+from services.matching.models import ExpertFeature, OutboxRecord, Ranking
 from tests.conftest import Api, wait_until
 from tests.e2e.helpers import create_expert, submit_request, unique_name, wait_ranked, wait_searchable
 from tsunagu.db import make_engine
@@ -27,6 +27,14 @@ def rankings_of(system: System, request_id: str) -> int:
         count = session.exec(select(func.count()).select_from(Ranking).where(Ranking.request_id == request_id)).one()
     engine.dispose()
     return count
+
+
+def in_projection(system: System, expert_id: str) -> bool:
+    engine = make_engine(system.database_url("matching"))
+    with Session(engine) as session:
+        found = session.get(ExpertFeature, expert_id) is not None
+    engine.dispose()
+    return found
 
 
 def submitted_event(system: System, request_id: str) -> EventEnvelope:
@@ -62,10 +70,16 @@ def test_writes_succeed_while_nats_is_down_and_every_event_arrives_once(system: 
         request = submit_request(api, sme, prefecture="46")
     finally:
         system.nats.start()
-    ranking = wait_ranked(api, sme, request["id"], timeout=60)
-    assert profile["id"] in [entry["expert_id"] for entry in ranking["entries"]]
+    # Both outboxes drain once NATS is back: the request is ranked once, the expert reaches search...
+    wait_ranked(api, sme, request["id"], timeout=60)
     wait_searchable(api, name, profile["id"], timeout=60)
     assert rankings_of(system, request["id"]) == 1
+    # ...and matching's projection (the first ranking may have run before the expert arrived: the two
+    # services' events are independent, so a request ranked after recovery is the one that must see it).
+    wait_until(lambda: in_projection(system, profile["id"]), timeout=60, message="the expert in matching's projection")
+    later = submit_request(api, sme, prefecture="46")
+    ranking = wait_ranked(api, sme, later["id"], timeout=60)
+    assert profile["id"] in [entry["expert_id"] for entry in ranking["entries"]]
 
 
 def test_a_duplicated_event_changes_nothing(system: System, api: Api, admin: dict[str, str]) -> None:
