@@ -224,7 +224,7 @@ def run_freshness(engine: Engine, settings: ProfilesSettings, *, today: date | N
                 summary.checked += 1
                 _refresh_one(session, expert, today, settings, now, summary)
             last_id = experts[-1].id
-    log.info("freshness job done", extra=summary.as_dict())
+    log.info("freshness job done", extra={"freshness_summary": summary.as_dict()})
     return summary.as_dict()
 
 

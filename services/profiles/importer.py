@@ -422,7 +422,8 @@ class Importer:
             else:
                 raise self._decode_error(failure.line) from None
         report.seconds = time.perf_counter() - started
-        log.info("expert import", extra={k: v for k, v in report.as_dict().items() if k not in ("errors", "warnings")})
+        # One nested key: names like "created" would collide with LogRecord's own attributes.
+        log.info("expert import", extra={"import_report": {k: v for k, v in report.as_dict().items() if k != "errors"}})
         return report
 
     @staticmethod

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, date, datetime, timedelta
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -163,7 +165,10 @@ def test_only_the_owner_or_an_admin_confirms(client: TestClient, auth: Auth) -> 
     assert client.post("/admin/experts/freshness/run", headers=auth(Role.BROKER)).status_code == 403
 
 
-def test_the_cli_function_runs_the_job(client: TestClient, auth: Auth, engine: Engine, settings: ProfilesSettings) -> None:
+def test_the_cli_function_runs_the_job(
+    client: TestClient, auth: Auth, engine: Engine, settings: ProfilesSettings, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
     created = client.post("/experts", json=expert_body(), headers=auth(Role.EXPERT, "cli")).json()
     _backdate(engine, created["id"], 365)
     summary = run_freshness_job(settings)

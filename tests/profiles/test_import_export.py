@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 from pathlib import Path
 
 import pytest
@@ -242,9 +243,13 @@ def test_admin_upload_through_the_api(client: TestClient, auth: Auth, engine: En
     assert client.post("/admin/experts/import", headers=admin).status_code == 422  # no file at all
 
 
-def test_the_cli_function_with_progress_bar(settings: ProfilesSettings, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_the_cli_function_with_progress_bar(
+    settings: ProfilesSettings, tmp_path: Path, capsys: pytest.CaptureFixture, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)  # the services log at INFO: the summary line must not break the import
     path = write_import_csv(tmp_path / "list.csv", 50, seed=3)
     report = import_experts_file(path, settings, progress=True)
     assert report["created"] == 50 and report["rejected"] == 0
     assert "import" in capsys.readouterr().err
     assert import_experts_file(path, settings, progress=False)["unchanged"] == 50
+    assert any(getattr(record, "import_report", {}).get("created") == 50 for record in caplog.records)
