@@ -552,25 +552,20 @@ class Importer:
                 RowError(line, detail["field"], COLUMNS.get(column, column), detail["message_ja"], detail["message_en"], key_hint)
             )
             return None
-        key = (
-            f"id:{row_id}"
-            if row_id
-            else f"reg:{validated.registration_number}"
-            if validated.registration_number
-            else f"ext:{validated.external_id}"
-            if validated.external_id
-            else None
-        )
-        if key is None:
+        # The row's key: its ID, else its registration number, else its external id.
+        keys = (("id", row_id), ("registration_number", validated.registration_number), ("external_id", validated.external_id))
+        key_field, key_value = next(((name, value) for name, value in keys if value), ("external_id", None))
+        if key_value is None:
             report.reject(
                 RowError(line, "external_id", COLUMNS["external_id"], "DX人材の行には外部IDが必要です",
                          "A DX talent row needs an external id", key_hint)
             )
             return None
+        key = f"{key_field}:{key_value}"
         if key in seen:
             report.reject(
-                RowError(line, key.split(":")[0].replace("reg", "registration_number").replace("ext", "external_id"),
-                         "", f"{seen[key]}行目と重複しています", f"Duplicate of line {seen[key]}", key_hint)
+                RowError(line, key_field, COLUMNS[key_field], f"{seen[key]}行目と重複しています",
+                         f"Duplicate of line {seen[key]}", key_hint)
             )
             return None
         seen[key] = line

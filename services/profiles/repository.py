@@ -14,7 +14,7 @@ from sqlmodel.sql.expression import Select
 from tsunagu.db import make_engine
 from tsunagu.migrations import upgrade
 
-from services.profiles.models import Expert, Organization, OrganizationMember, OutboxRecord
+from services.profiles.models import Expert, Organization, OrganizationMember
 from services.profiles.settings import ProfilesSettings
 
 
@@ -137,12 +137,6 @@ def all_experts(session: Session) -> Iterator[Expert]:
 
 def count_experts(session: Session) -> int:
     return session.exec(select(func.count()).select_from(Expert)).one()
-
-
-def pending_outbox(session: Session) -> int:
-    return session.exec(
-        select(func.count()).select_from(OutboxRecord).where(col(OutboxRecord.published_at).is_(None))
-    ).one()
 
 
 # --- organisations -----------------------------------------------------------------------------
