@@ -62,19 +62,22 @@ def content_hash(document: dict[str, Any]) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
+_DATE_COLUMNS = ("registration_date", "renewal_deadline")
+
+
 def profile_of(expert: Expert) -> dict[str, Any]:
     """The stored entry as an ExpertIn body (what a PATCH is merged into, what the export writes)."""
-    return {
-        name: (value.isoformat() if isinstance(value, date) else value)
-        for name in _PROFILE_COLUMNS
-        for value in [getattr(expert, name)]
-    }
+    profile = {name: getattr(expert, name) for name in _PROFILE_COLUMNS}
+    for name in _DATE_COLUMNS:
+        if profile[name] is not None:
+            profile[name] = profile[name].isoformat()
+    return profile
 
 
 def apply_profile(expert: Expert, document: dict[str, Any], digest: str) -> None:
     for name in _PROFILE_COLUMNS:
         value = document[name]
-        if name in ("registration_date", "renewal_deadline") and value is not None:
+        if name in _DATE_COLUMNS and value is not None:
             value = date.fromisoformat(value)
         setattr(expert, name, value)
     expert.content_hash = digest
@@ -84,9 +87,9 @@ def apply_profile(expert: Expert, document: dict[str, Any], digest: str) -> None
     expert.service_tags = tags(expert.services)
 
 
-def validate_profile(data: dict[str, Any], model: type[ExpertIn] = ExpertIn) -> ExpertIn:
+def validate_profile(data: dict[str, Any]) -> ExpertIn:
     try:
-        return model.model_validate(data)
+        return ExpertIn.model_validate(data)
     except ValidationError as error:
         raise validation_error(list(error.errors())) from error
 
