@@ -10,6 +10,8 @@ class GatewaySettings(KernelSettings):
     matching_url: str = Field(default="http://127.0.0.1:8102", alias="TSUNAGU_MATCHING_URL")
     search_url: str = Field(default="http://127.0.0.1:8103", alias="TSUNAGU_SEARCH_URL")
     access_token_minutes: int = Field(default=60, ge=1, le=24 * 60, alias="TSUNAGU_ACCESS_TOKEN_MINUTES")
-    # Sign-in attempts allowed per e-mail address and per client address.
+    # Sign-in attempts allowed per e-mail address (password guessing against one account) and per client
+    # address (guessing across accounts; higher, since one office or proxy may sign in many people).
     login_rate_limit: str = Field(default="10/minute", alias="TSUNAGU_LOGIN_RATE_LIMIT")
+    login_rate_limit_per_client: str = Field(default="300/minute", alias="TSUNAGU_LOGIN_RATE_LIMIT_PER_CLIENT")
     upstream_timeout_seconds: float = Field(default=30.0, alias="TSUNAGU_UPSTREAM_TIMEOUT")

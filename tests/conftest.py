@@ -64,7 +64,7 @@ def system(tmp_path_factory: pytest.TempPathFactory, postgres_urls: dict[str, st
         env="test",
         token_secret=TEST_SECRET,
         database_urls=postgres_urls,
-        extra_env={"TSUNAGU_MAX_DELIVERIES": "3", "TSUNAGU_ACK_WAIT_SECONDS": "5", "TSUNAGU_LOGIN_RATE_LIMIT": "1000/minute"},
+        extra_env={"TSUNAGU_MAX_DELIVERIES": "3", "TSUNAGU_ACK_WAIT_SECONDS": "5", "TSUNAGU_LOGIN_RATE_LIMIT_PER_CLIENT": "100000/minute"},
     )
     running = System(config)
     try:

@@ -20,9 +20,12 @@ _limiter = MovingWindowRateLimiter(MemoryStorage())
 
 
 def _check_rate(request: Request, email: str) -> None:
-    limit = parse(request.app.state.settings.login_rate_limit)
+    settings = request.app.state.settings
     client = request.client.host if request.client else "unknown"
-    for key in (f"login:email:{email.lower()}", f"login:client:{client}"):
+    for limit, key in (
+        (parse(settings.login_rate_limit), f"login:email:{email.lower()}"),
+        (parse(settings.login_rate_limit_per_client), f"login:client:{client}"),
+    ):
         if not _limiter.hit(limit, key):
             raise ApiError(429, "too_many_requests", "ログイン試行が多すぎます。しばらく待ってから再度お試しください", "Too many sign-in attempts; wait a little")
 

@@ -86,3 +86,14 @@ def test_bad_search_parameters_and_sign_up(api: Api) -> None:
     assert {"email", "password", "display_name", "role"} <= error_fields(response)
     wrong = api.http.post("/api/v1/auth/token", json={"email": "nobody@example.jp", "password": "whatever-long"})
     assert wrong.status_code == 401 and wrong.json()["error"]["message_ja"] == "メールアドレスまたはパスワードが正しくありません"
+
+
+def test_password_guessing_on_one_account_is_rate_limited(api: Api) -> None:
+    email = f"target-{__import__('uuid').uuid4().hex[:8]}@example.jp"
+    statuses = [
+        api.http.post("/api/v1/auth/token", json={"email": email, "password": f"guess-number-{i}"}).status_code for i in range(12)
+    ]
+    assert statuses[:10] == [401] * 10
+    assert statuses[10:] == [429, 429]
+    limited = api.http.post("/api/v1/auth/token", json={"email": email, "password": "another-guess"})
+    assert "しばらく待って" in limited.json()["error"]["message_ja"]
