@@ -15,10 +15,10 @@ from tsunagu.messaging import ConsumerSpec, EventConsumer, NatsConnection, Perma
 from tsunagu.natsserver import NatsServer, free_port
 from tsunagu.outbox import OutboxFields, OutboxRelay, add_event
 
-TestModel = service_base("messagingtest")
+MessagingModel = service_base("messagingtest")
 
 
-class Outbox(OutboxFields, TestModel, table=True):
+class Outbox(OutboxFields, MessagingModel, table=True):
     __tablename__ = "outbox"
 
 
@@ -56,7 +56,7 @@ async def collect(url: str, subject: str, count: int, timeout: float = 10.0) -> 
 
 async def test_relay_publishes_pending_rows_once_even_if_run_twice(nats_server: NatsServer, tmp_path) -> None:  # noqa: ANN001
     engine = make_engine(f"sqlite:///{tmp_path / 'outbox.sqlite3'}")
-    TestModel.metadata.create_all(engine)
+    MessagingModel.metadata.create_all(engine)
     events = [envelope(subject_id=f"r{i}") for i in range(5)]
     with session_scope(engine) as session:
         for event in events:
@@ -81,7 +81,7 @@ async def test_relay_publishes_pending_rows_once_even_if_run_twice(nats_server: 
 
 async def test_relay_keeps_rows_while_nats_is_down(tmp_path) -> None:  # noqa: ANN001
     engine = make_engine(f"sqlite:///{tmp_path / 'outbox.sqlite3'}")
-    TestModel.metadata.create_all(engine)
+    MessagingModel.metadata.create_all(engine)
     server = NatsServer(tmp_path / "nats", port=free_port(), monitor_port=free_port())
     server.start()
     connection = NatsConnection(server.url, "test")
