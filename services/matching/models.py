@@ -54,8 +54,9 @@ class ExpertFeature(MatchingModel, table=True):
     last_confirmed_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
     fee_min_yen: int | None = None
     fee_max_yen: int | None = None
-    # Bumped on every change so a scorer can load only what changed since it last looked.
-    changed_at: datetime = _timestamp(index=True)
+    # Increases with every change, so a scorer loads only rows changed since it last looked.
+    change_seq: int = Field(default=0, index=True)
+    changed_at: datetime = _timestamp()
 
 
 class OrganizationProjection(MatchingModel, table=True):

@@ -58,6 +58,13 @@ def get_expert_feature(session: Session, expert_id: str) -> ExpertFeature | None
     return session.get(ExpertFeature, expert_id)
 
 
+def next_change_seq(session: Session) -> int:
+    # Projection writes come from one durable consumer, so max + 1 is normally unique; if two replicas
+    # ever race, the scorer's look-back window (features.LOOKBACK) still sees both rows.
+    current = session.exec(select(func.max(ExpertFeature.change_seq))).one()
+    return (current or 0) + 1
+
+
 def count_expert_features(session: Session) -> int:
     return session.exec(select(func.count()).select_from(ExpertFeature)).one()
 

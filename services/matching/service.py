@@ -172,6 +172,7 @@ def apply_expert_features(session: Session, envelope: EventEnvelope, consumer: s
             setattr(current, key, value)
         current.entity_version = envelope.entity_version
     current.changed_at = datetime.now(UTC)
+    current.change_seq = repository.next_change_seq(session)
     session.add(current)
 
 

@@ -9,6 +9,7 @@ from sqlalchemy.engine import Engine
 
 from services.matching.app import MIGRATIONS_DIR
 from services.matching.models import ExpertFeature
+from services.matching.repository import next_change_seq
 from services.matching.scoring.features import FeatureStore
 from services.matching.scoring.ranker import RankingInput, rank
 from tsunagu.db import make_engine, session_scope
@@ -41,13 +42,13 @@ def add(engine: Engine, expert_id: str, **overrides) -> None:  # noqa: ANN003
     )
     values.update(overrides)
     with session_scope(engine) as session:
+        values["change_seq"] = next_change_seq(session)
         existing = session.get(ExpertFeature, expert_id)
         if existing is None:
             session.add(ExpertFeature(**values))
         else:
             for key, value in values.items():
                 setattr(existing, key, value)
-            existing.changed_at = datetime.now(UTC)
             session.add(existing)
 
 
@@ -125,6 +126,7 @@ def test_refresh_is_incremental_and_sees_updates(engine: Engine) -> None:
     assert store.refresh().size == 1
     add(engine, "y", topics={"ransomware": 3})
     add(engine, "x", topics={"education": 3}, entity_version=2)
+    add(engine, "y", topics={"ransomware": 3})  # same version again: skipped, nothing changes
     matrix = store.refresh()
     assert matrix.size == 2
     ranked, _ = rank(matrix, RankingInput("13", "either", ["ransomware"], [], None), today=TODAY)

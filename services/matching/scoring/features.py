@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from typing import NamedTuple
 
 import numpy as np
 from sqlalchemy.engine import Engine
@@ -32,6 +33,25 @@ def _ordinal(value: date | datetime | None, missing: int) -> int:
             value = value.replace(tzinfo=UTC)
         return value.astimezone(UTC).date().toordinal()
     return value.toordinal()
+
+
+class FeatureRow(NamedTuple):
+    """The projection columns the scorer reads."""
+
+    expert_id: str
+    entity_version: int
+    change_seq: int
+    display_name: str
+    active: bool
+    prefectures: list[str]
+    onsite: bool
+    remote: bool
+    topics: dict[str, int]
+    skills: list[str]
+    industries: list[str]
+    capacity: int
+    registration_expires_on: date | None
+    last_confirmed_at: datetime | None
 
 
 @dataclass
@@ -68,7 +88,7 @@ class FeatureMatrix:
             setattr(self, name, grown)
         self.capacity_rows = new
 
-    def upsert(self, feature: ExpertFeature) -> None:
+    def upsert(self, feature: FeatureRow) -> None:
         row = self.row_of.get(feature.expert_id)
         if row is None:
             if self.size == self.capacity_rows:
@@ -117,22 +137,32 @@ class FeatureMatrix:
         return hits
 
 
+# Rows are re-read from this far behind the newest sequence seen, so a write that got its number
+# before another but committed after it is not missed; rows whose version we hold are skipped.
+LOOKBACK = 200
+
+_COLUMNS = [getattr(ExpertFeature, name) for name in FeatureRow._fields]
+
+
 class FeatureStore:
     """Loads the projection once, then only rows changed since the last look (thread-safe)."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.matrix = FeatureMatrix()
-        self._watermark: datetime | None = None
+        self._last_seq = 0
+        self._versions: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def refresh(self) -> FeatureMatrix:
         with self._lock, Session(self.engine) as session:
-            query = select(ExpertFeature).order_by(col(ExpertFeature.changed_at))
-            if self._watermark is not None:
-                # >= rather than >: rows committed with the same timestamp are re-applied, harmlessly.
-                query = query.where(col(ExpertFeature.changed_at) >= self._watermark)
-            for feature in session.exec(query).yield_per(2000):
-                self.matrix.upsert(feature)
-                self._watermark = feature.changed_at
+            # Plain column tuples, not ORM objects: 30,000 rows load several times faster.
+            query = select(*_COLUMNS).where(col(ExpertFeature.change_seq) > self._last_seq - LOOKBACK)
+            for values in session.exec(query.order_by(col(ExpertFeature.change_seq))).yield_per(5000):
+                row = FeatureRow(*values)
+                self._last_seq = max(self._last_seq, row.change_seq)
+                if self._versions.get(row.expert_id) == row.entity_version:
+                    continue
+                self._versions[row.expert_id] = row.entity_version
+                self.matrix.upsert(row)
             return self.matrix

@@ -1,8 +1,8 @@
 """initial matching schema
 
-Revision ID: ddf6abe369b5
+Revision ID: 209786024f74
 Revises: 
-Create Date: 2026-11-22 00:09:20.391923
+Create Date: 2026-11-22 00:44:15.023237
 """
 from typing import Sequence, Union
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 import sqlmodel
 
 
-revision: str = 'ddf6abe369b5'
+revision: str = '209786024f74'
 down_revision: Union[str, None] = None
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
@@ -38,12 +38,13 @@ def upgrade() -> None:
     sa.Column('last_confirmed_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('fee_min_yen', sa.Integer(), nullable=True),
     sa.Column('fee_max_yen', sa.Integer(), nullable=True),
+    sa.Column('change_seq', sa.Integer(), nullable=False),
     sa.Column('changed_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('expert_id')
     )
     with op.batch_alter_table('expert_features', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_expert_features_active'), ['active'], unique=False)
-        batch_op.create_index(batch_op.f('ix_expert_features_changed_at'), ['changed_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_expert_features_change_seq'), ['change_seq'], unique=False)
 
     op.create_table('organization_members',
     sa.Column('organization_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
@@ -150,7 +151,7 @@ def downgrade() -> None:
 
     op.drop_table('organization_members')
     with op.batch_alter_table('expert_features', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_expert_features_changed_at'))
+        batch_op.drop_index(batch_op.f('ix_expert_features_change_seq'))
         batch_op.drop_index(batch_op.f('ix_expert_features_active'))
 
     op.drop_table('expert_features')
