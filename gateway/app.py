@@ -30,6 +30,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         runtime,
         [user_routes.router, reference_routes.router, proxy.build_router(), web_routes.router],
         title="Tsunagu API（つなぐ）",
+        body_limits={"/api/v1/admin/experts/import": settings.import_max_bytes},
     )
     app.state.settings = settings
     app.state.engine = runtime.engine

@@ -14,4 +14,6 @@ class GatewaySettings(KernelSettings):
     # address (guessing across accounts; higher, since one office or proxy may sign in many people).
     login_rate_limit: str = Field(default="10/minute", alias="TSUNAGU_LOGIN_RATE_LIMIT")
     login_rate_limit_per_client: str = Field(default="300/minute", alias="TSUNAGU_LOGIN_RATE_LIMIT_PER_CLIENT")
-    upstream_timeout_seconds: float = Field(default=30.0, alias="TSUNAGU_UPSTREAM_TIMEOUT")
+    # The expert CSV import is the one large upload (30,000 rows are about 17 MB).
+    import_max_bytes: int = Field(default=64_000_000, ge=1_000, alias="TSUNAGU_IMPORT_MAX_BYTES")
+    upstream_timeout_seconds: float = Field(default=120.0, alias="TSUNAGU_UPSTREAM_TIMEOUT")
