@@ -33,9 +33,10 @@ class PermanentEventError(Exception):
 class NatsConnection:
     """A connection that keeps trying: a service starts and serves while NATS is still down."""
 
-    def __init__(self, url: str, name: str) -> None:
+    def __init__(self, url: str, name: str, stream_replicas: int = 1) -> None:
         self.url = url
         self.name = name
+        self.stream_replicas = stream_replicas
         self.client: Client | None = None
         self._connected = asyncio.Event()
         self._task: asyncio.Task | None = None
@@ -68,7 +69,7 @@ class NatsConnection:
                     reconnected_cb=self._on_reconnected,
                     error_cb=self._on_error,
                 )
-                await ensure_streams(client.jetstream(timeout=5))
+                await ensure_streams(client.jetstream(timeout=5), self.stream_replicas)
                 self.client = client
                 self._connected.set()
                 log.info("connected to NATS", extra={"nats_url": self.url})
@@ -85,7 +86,7 @@ class NatsConnection:
 
     async def _on_reconnected(self) -> None:
         try:
-            await ensure_streams(self.js)  # a fresh server has no streams yet
+            await ensure_streams(self.js, self.stream_replicas)  # a fresh server has no streams yet
         except Exception as error:  # noqa: BLE001
             log.warning("could not ensure streams after reconnect", extra={"error": repr(error)})
         self._connected.set()
@@ -107,12 +108,13 @@ class NatsConnection:
                 await self.client.close()
 
 
-async def ensure_streams(js: JetStreamContext) -> None:
+async def ensure_streams(js: JetStreamContext, replicas: int = 1) -> None:
     for name, subjects in STREAMS.items():
         config = StreamConfig(
             name=name,
             subjects=subjects,
             storage=StorageType.FILE,
+            num_replicas=replicas,
             duplicate_window=DUPLICATE_WINDOW_SECONDS,
             max_age=90 * 24 * 3600.0,  # events are kept 90 days for replay and audit
         )

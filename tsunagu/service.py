@@ -39,7 +39,9 @@ class ServiceRuntime:
     _tasks: list[asyncio.Task] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
-        self.nats = NatsConnection(self.settings.nats_url, name=f"tsunagu-{self.name}")
+        self.nats = NatsConnection(
+            self.settings.nats_url, name=f"tsunagu-{self.name}", stream_replicas=self.settings.nats_stream_replicas
+        )
         if self.outbox_model is not None and self.run_relay:
             self.relay = OutboxRelay(self.engine, self.outbox_model, self.nats)
         self.principal = principal_dependency(self.name, lambda: self.settings.token_secret)

@@ -31,6 +31,8 @@ class KernelSettings(BaseSettings):
     max_deliveries: int = Field(default=5, ge=1, le=100, alias="TSUNAGU_MAX_DELIVERIES")
     # Seconds before an unacknowledged event is redelivered.
     ack_wait_seconds: float = Field(default=30.0, gt=0, alias="TSUNAGU_ACK_WAIT_SECONDS")
+    # JetStream replicas of each stream: 1 on one machine, 3 on the clustered NATS of deploy/k8s.
+    nats_stream_replicas: int = Field(default=1, ge=1, le=5, alias="TSUNAGU_NATS_STREAM_REPLICAS")
     # Largest request body any service accepts (bytes); bigger bodies get 413 before parsing.
     max_body_bytes: int = Field(default=1_000_000, alias="TSUNAGU_MAX_BODY_BYTES")
 
