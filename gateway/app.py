@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -23,8 +21,13 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     settings = settings or GatewaySettings()
+    http = httpx.AsyncClient(timeout=settings.upstream_timeout_seconds)
     runtime = ServiceRuntime(
-        name=SERVICE_NAME, settings=settings, engine=make_engine(settings.database_url_for(SERVICE_NAME)), uses_nats=False
+        name=SERVICE_NAME,
+        settings=settings,
+        engine=make_engine(settings.database_url_for(SERVICE_NAME)),
+        uses_nats=False,
+        on_shutdown=[http.aclose],
     )
     app = create_service_app(
         runtime,
@@ -34,18 +37,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = runtime.engine
-    app.state.http = httpx.AsyncClient(timeout=settings.upstream_timeout_seconds)
+    app.state.http = http
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "web" / "static"), name="static")
 
-    inner_lifespan = app.router.lifespan_context
-
-    @asynccontextmanager
-    async def lifespan(app_: FastAPI) -> AsyncIterator[None]:
-        async with inner_lifespan(app_):
-            try:
-                yield
-            finally:
-                await app_.state.http.aclose()
-
-    app.router.lifespan_context = lifespan
     return app

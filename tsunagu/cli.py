@@ -11,7 +11,14 @@ from pathlib import Path
 
 import typer
 
-from tsunagu.runner import DEFAULT_PORTS, SERVICE_MODULES, System, SystemConfig, migrate, service_module
+from tsunagu.runner import (
+    DEFAULT_PORTS,
+    SERVICE_MODULES,
+    System,
+    SystemConfig,
+    migrate,
+    service_module,
+)
 
 app = typer.Typer(help="つなぐ (Tsunagu) — 中小企業と専門家のマッチング基盤", no_args_is_help=True)
 worker_app = typer.Typer(help="Background workers")

@@ -10,7 +10,9 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from tsunagu.events import EventEnvelope
 
 ExpertKind = Literal["sekisupe", "dx_talent"]
 Delivery = Literal["onsite", "remote", "either"]
@@ -121,3 +123,21 @@ SCHEMAS: dict[str, dict[int, type[BaseModel]]] = {
     "matching.request.submitted": {1: RequestSubmittedV1},
     "matching.request.ranked": {1: RequestRankedV1},
 }
+
+
+class PermanentEventError(Exception):
+    """The event can never be handled (unknown schema, impossible data): dead-letter it at once."""
+
+
+def parse_event_data(envelope: EventEnvelope, expected_type: str) -> BaseModel:
+    """The envelope's data as its versioned contract, or a PermanentEventError (so it is dead-lettered,
+    not misread) when the type, the schema version or the data is not what the consumer knows."""
+    if envelope.type != expected_type:
+        raise PermanentEventError(f"unexpected event type {envelope.type} (expected {expected_type})")
+    model = SCHEMAS.get(envelope.type, {}).get(envelope.schema_version)
+    if model is None:
+        raise PermanentEventError(f"unknown schema {envelope.type} v{envelope.schema_version}")
+    try:
+        return model.model_validate(envelope.data)
+    except ValidationError as error:
+        raise PermanentEventError(f"invalid data for {envelope.type}: {error}") from error

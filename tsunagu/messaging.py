@@ -14,20 +14,23 @@ import nats
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    StorageType,
+    StreamConfig,
+)
 from nats.js.errors import NotFoundError
 from pydantic import ValidationError
 
+from tsunagu.contracts import PermanentEventError
 from tsunagu.events import STREAMS, EventEnvelope, Subjects
 from tsunagu.logging import event_context
 
 log = logging.getLogger(__name__)
 
 DUPLICATE_WINDOW_SECONDS = 120.0
-
-
-class PermanentEventError(Exception):
-    """The event can never be handled (unknown schema, impossible data): dead-letter it at once."""
 
 
 class NatsConnection:

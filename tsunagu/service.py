@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -34,6 +34,10 @@ class ServiceRuntime:
     consumer_specs: list[ConsumerSpec] = field(default_factory=list)
     run_relay: bool = True
     uses_nats: bool = True  # the gateway talks HTTP only
+    # More readiness checks (name -> callable), e.g. the search engine.
+    readiness_checks: dict[str, Callable[[], bool]] = field(default_factory=dict)
+    # Called when the process stops, after consumers and the relay (e.g. closing an HTTP client).
+    on_shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     nats: NatsConnection = field(init=False)
     relay: OutboxRelay | None = field(init=False, default=None)
     _tasks: list[asyncio.Task] = field(init=False, default_factory=list)
@@ -67,6 +71,8 @@ class ServiceRuntime:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         await self.nats.close()
+        for hook in self.on_shutdown:
+            await hook()
         self.engine.dispose()
 
     def events_written(self) -> None:
@@ -78,6 +84,7 @@ class ServiceRuntime:
         checks = {"database": ping(self.engine)}
         if self.uses_nats:
             checks["nats"] = self.nats.connected
+        checks.update({name: check() for name, check in self.readiness_checks.items()})
         return checks
 
 

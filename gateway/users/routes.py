@@ -10,7 +10,13 @@ from limits.strategies import MovingWindowRateLimiter
 from gateway.security import SESSION_COOKIE, require_admin, require_user
 from gateway.users import service
 from gateway.users.models import User
-from gateway.users.schemas import AdminCreateUserBody, LoginBody, RegisterBody, TokenResponse, UserRead
+from gateway.users.schemas import (
+    AdminCreateUserBody,
+    LoginBody,
+    RegisterBody,
+    TokenResponse,
+    UserRead,
+)
 from tsunagu.auth import Principal, issue_token
 from tsunagu.db import session_scope
 from tsunagu.errors import ApiError, not_found

@@ -5,7 +5,13 @@ from __future__ import annotations
 from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
-from services.matching.models import ExpertFeature, OrganizationMember, OrganizationProjection, Ranking, SmeRequest
+from services.matching.models import (
+    ExpertFeature,
+    OrganizationMember,
+    OrganizationProjection,
+    Ranking,
+    SmeRequest,
+)
 
 
 def get_request(session: Session, request_id: str) -> SmeRequest | None:

@@ -4,21 +4,33 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from pydantic import ValidationError
 from sqlmodel import Session
 
 from services.matching import repository
-from services.matching.models import ExpertFeature, OrganizationProjection, OutboxRecord, ProcessedEvent, Ranking, SmeRequest
+from services.matching.models import (
+    ExpertFeature,
+    OrganizationProjection,
+    OutboxRecord,
+    ProcessedEvent,
+    Ranking,
+    SmeRequest,
+)
 from services.matching.schemas import RankingRead, RequestCreate, RequestRead
 from services.matching.scoring.features import FeatureStore
 from services.matching.scoring.ranker import RankingInput, rank
 from services.matching.scoring.weights import DEFAULT_WEIGHTS
 from tsunagu.auth import Principal, Role
-from tsunagu.contracts import SCHEMAS, ExpertFeaturesV1, OrganizationV1, RequestRankedV1, RequestSubmittedV1
-from tsunagu.errors import ApiError, forbidden, invalid_field, not_found
+from tsunagu.contracts import (
+    ExpertFeaturesV1,
+    OrganizationV1,
+    PermanentEventError,
+    RequestRankedV1,
+    RequestSubmittedV1,
+    parse_event_data,
+)
+from tsunagu.errors import forbidden, invalid_field, not_found
 from tsunagu.events import EventEnvelope, Subjects
 from tsunagu.logging import request_id_var
-from tsunagu.messaging import PermanentEventError
 from tsunagu.outbox import add_event, claim_event
 from tsunagu.reference import prefectures
 
@@ -34,19 +46,6 @@ def _event(subject: str, subject_id: str, version: int, data: dict) -> EventEnve
         correlation_id=request_id_var.get(),
         data=data,
     )
-
-
-def contract_data(envelope: EventEnvelope, expected: str):  # noqa: ANN201
-    """The envelope's data as its versioned contract, or a permanent error (dead letter) if it is not one."""
-    if envelope.type != expected:
-        raise PermanentEventError(f"unexpected event type {envelope.type}")
-    model = SCHEMAS.get(envelope.type, {}).get(envelope.schema_version)
-    if model is None:
-        raise PermanentEventError(f"unknown schema {envelope.type} v{envelope.schema_version}")
-    try:
-        return model.model_validate(envelope.data)
-    except ValidationError as error:
-        raise PermanentEventError(f"invalid data for {envelope.type}: {error}") from error
 
 
 # --- access -------------------------------------------------------------------------------------
@@ -157,7 +156,7 @@ def ranking_view(session: Session, principal: Principal, request_id: str) -> Ran
 
 
 def apply_expert_features(session: Session, envelope: EventEnvelope, consumer: str) -> None:
-    data: ExpertFeaturesV1 = contract_data(envelope, Subjects.EXPERT_UPSERTED)
+    data: ExpertFeaturesV1 = parse_event_data(envelope, Subjects.EXPERT_UPSERTED)
     if not claim_event(session, ProcessedEvent, envelope.id, consumer):
         return
     current = repository.get_expert_feature(session, data.expert_id)
@@ -177,7 +176,7 @@ def apply_expert_features(session: Session, envelope: EventEnvelope, consumer: s
 
 
 def apply_organization(session: Session, envelope: EventEnvelope, consumer: str) -> None:
-    data: OrganizationV1 = contract_data(envelope, Subjects.ORGANIZATION_UPSERTED)
+    data: OrganizationV1 = parse_event_data(envelope, Subjects.ORGANIZATION_UPSERTED)
     if not claim_event(session, ProcessedEvent, envelope.id, consumer):
         return
     current = repository.get_organization(session, data.organization_id)
@@ -198,7 +197,7 @@ def apply_organization(session: Session, envelope: EventEnvelope, consumer: str)
 
 def rank_submitted_request(session: Session, store: FeatureStore, envelope: EventEnvelope, consumer: str) -> Ranking | None:
     """Rank one submitted request; a repeated event (same id) is ignored, so no duplicate ranking."""
-    data: RequestSubmittedV1 = contract_data(envelope, Subjects.REQUEST_SUBMITTED)
+    data: RequestSubmittedV1 = parse_event_data(envelope, Subjects.REQUEST_SUBMITTED)
     if not claim_event(session, ProcessedEvent, envelope.id, consumer):
         return None
     request = repository.get_request(session, data.request_id)

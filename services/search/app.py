@@ -34,7 +34,12 @@ def create_app(settings: SearchSettings | None = None) -> FastAPI:
     engine = make_search_engine(
         settings.backend, data_dir=settings.data_dir, meili_url=settings.meili_url, meili_key=settings.meili_master_key
     )
-    runtime = ServiceRuntime(name=SERVICE_NAME, settings=settings, engine=make_engine(settings.database_url_for(SERVICE_NAME)))
+    runtime = ServiceRuntime(
+        name=SERVICE_NAME,
+        settings=settings,
+        engine=make_engine(settings.database_url_for(SERVICE_NAME)),
+        readiness_checks={"search_engine": engine.ping},
+    )
 
     def apply(envelope: EventEnvelope) -> None:
         with session_scope(runtime.engine) as session:
@@ -46,8 +51,6 @@ def create_app(settings: SearchSettings | None = None) -> FastAPI:
     runtime.consumer_specs.append(
         ConsumerSpec(durable=INDEX_CONSUMER, stream="PROFILES", subjects=[Subjects.EXPERT_PUBLISHED], handler=handle)
     )
-    base_readiness = runtime.readiness
-    runtime.readiness = lambda: {**base_readiness(), "search_engine": engine.ping()}  # type: ignore[method-assign]
     app = create_service_app(runtime, [router], title="Tsunagu search service", on_startup=engine.setup)
     app.state.search_engine = engine
     return app

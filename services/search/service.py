@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from pydantic import ValidationError
 from sqlmodel import Session
 
 from services.search.engine import SearchEngine, SearchQuery
 from services.search.models import IndexedExpert, ProcessedEvent
-from tsunagu.contracts import SCHEMAS
+from tsunagu.contracts import ExpertPublicV1, parse_event_data
 from tsunagu.events import EventEnvelope, Subjects
-from tsunagu.messaging import PermanentEventError
 from tsunagu.outbox import claim_event
 
 
@@ -21,15 +19,7 @@ def apply_published(session: Session, engine: SearchEngine, envelope: EventEnvel
     The index write happens before the database commit: if the commit fails the event is redelivered
     and the same document is written again (an upsert), so the two never disagree for long.
     """
-    if envelope.type != Subjects.EXPERT_PUBLISHED:
-        raise PermanentEventError(f"search does not consume {envelope.type}")
-    model = SCHEMAS[envelope.type].get(envelope.schema_version)
-    if model is None:
-        raise PermanentEventError(f"unknown schema version {envelope.schema_version}")
-    try:
-        public = model.model_validate(envelope.data)
-    except ValidationError as error:
-        raise PermanentEventError(f"invalid public profile: {error}") from error
+    public: ExpertPublicV1 = parse_event_data(envelope, Subjects.EXPERT_PUBLISHED)
     if not claim_event(session, ProcessedEvent, envelope.id, consumer):
         return
     state = session.get(IndexedExpert, public.id)

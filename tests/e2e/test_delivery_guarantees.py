@@ -12,7 +12,13 @@ from sqlmodel import Session, select
 
 from services.matching.models import ExpertFeature, OutboxRecord, Ranking
 from tests.conftest import Api, wait_until
-from tests.e2e.helpers import create_expert, submit_request, unique_name, wait_ranked, wait_searchable
+from tests.e2e.helpers import (
+    create_expert,
+    submit_request,
+    unique_name,
+    wait_ranked,
+    wait_searchable,
+)
 from tsunagu.db import make_engine
 from tsunagu.events import EventEnvelope, Subjects
 from tsunagu.messaging import list_dead_letters

@@ -7,7 +7,13 @@ import httpx
 import pytest
 
 from tests.conftest import Api
-from tests.e2e.helpers import create_expert, submit_request, unique_name, wait_ranked, wait_searchable
+from tests.e2e.helpers import (
+    create_expert,
+    submit_request,
+    unique_name,
+    wait_ranked,
+    wait_searchable,
+)
 from tsunagu.runner import SERVICE_MODULES, System
 
 pytestmark = pytest.mark.e2e

@@ -11,7 +11,14 @@ from sqlmodel import Session, select
 
 from tsunagu.db import make_engine, service_base, session_scope
 from tsunagu.events import EventEnvelope
-from tsunagu.messaging import ConsumerSpec, EventConsumer, NatsConnection, PermanentEventError, list_dead_letters, replay_dead_letter
+from tsunagu.messaging import (
+    ConsumerSpec,
+    EventConsumer,
+    NatsConnection,
+    PermanentEventError,
+    list_dead_letters,
+    replay_dead_letter,
+)
 from tsunagu.natsserver import NatsServer, free_port
 from tsunagu.outbox import OutboxFields, OutboxRelay, add_event
 

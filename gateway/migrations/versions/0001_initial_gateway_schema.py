@@ -6,10 +6,9 @@ Create Date: 2026-11-22 00:10:56.932494
 """
 from typing import Sequence, Union
 
-from alembic import op
 import sqlalchemy as sa
 import sqlmodel
-
+from alembic import op
 
 revision: str = '4a38e6a36205'
 down_revision: Union[str, None] = None

@@ -13,7 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from services.matching.scoring.features import PREFECTURE_INDEX, TOPIC_INDEX, FeatureMatrix
+from services.matching.scoring.features import (
+    PREFECTURE_INDEX,
+    TOPIC_INDEX,
+    FeatureMatrix,
+)
 from services.matching.scoring.weights import DEFAULT_WEIGHTS, Weights
 from tsunagu.reference import prefectures, topics
 

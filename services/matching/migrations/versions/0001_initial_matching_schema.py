@@ -6,10 +6,9 @@ Create Date: 2026-11-22 00:44:15.023237
 """
 from typing import Sequence, Union
 
-from alembic import op
 import sqlalchemy as sa
 import sqlmodel
-
+from alembic import op
 
 revision: str = '209786024f74'
 down_revision: Union[str, None] = None
