@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -23,6 +24,7 @@ from tsunagu.outbox import OutboxFields, OutboxRelay
 from tsunagu.settings import KernelSettings
 
 log = logging.getLogger(__name__)
+access_log = logging.getLogger("tsunagu.access")
 
 
 @dataclass
@@ -89,7 +91,8 @@ class ServiceRuntime:
 
 
 class RequestContextMiddleware:
-    """Request id in and out (X-Request-ID), and a hard limit on body size before anything parses it."""
+    """Request id in and out (X-Request-ID), one JSON log line per request, and a hard limit on body
+    size before anything parses it."""
 
     def __init__(self, app, max_body_bytes: int, body_limits: dict[str, int] | None = None) -> None:  # noqa: ANN001
         self.app = app
@@ -115,6 +118,8 @@ class RequestContextMiddleware:
                 response = JSONResponse(too_large, status_code=413, headers={"x-request-id": request_id})
                 return await response(scope, receive, send)
             received = 0
+            started = time.perf_counter()
+            status = 500
 
             async def limited_receive():  # noqa: ANN202
                 nonlocal received
@@ -126,7 +131,9 @@ class RequestContextMiddleware:
                 return message
 
             async def send_with_id(message):  # noqa: ANN001, ANN202
+                nonlocal status
                 if message["type"] == "http.response.start":
+                    status = message["status"]
                     message.setdefault("headers", [])
                     message["headers"] = list(message["headers"]) + [(b"x-request-id", request_id.encode())]
                 await send(message)
@@ -134,8 +141,20 @@ class RequestContextMiddleware:
             try:
                 await self.app(scope, limited_receive, send_with_id)
             except _BodyTooLarge:
+                status = 413
                 response = JSONResponse(too_large, status_code=413, headers={"x-request-id": request_id})
                 await response(scope, receive, send)
+            finally:
+                if scope.get("path") not in ("/healthz", "/readyz"):
+                    access_log.info(
+                        "request",
+                        extra={
+                            "method": scope.get("method"),
+                            "path": scope.get("path"),
+                            "status": status,
+                            "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                        },
+                    )
         finally:
             request_id_var.reset(token)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 
 from services.matching import service
 from services.matching.app import SERVICE_NAME, MatchingSettings
@@ -34,8 +35,19 @@ def build_runtime(settings: MatchingSettings) -> ServiceRuntime:
     store = FeatureStore(runtime.engine)
 
     def rank(envelope: EventEnvelope) -> None:
+        started = time.perf_counter()
         with session_scope(runtime.engine) as session:
-            service.rank_submitted_request(session, store, envelope, SCORER_CONSUMER)
+            ranking = service.rank_submitted_request(session, store, envelope, SCORER_CONSUMER)
+        if ranking is not None:
+            log.info(
+                "request ranked",
+                extra={
+                    "request_id_ranked": ranking.request_id,
+                    "candidates": ranking.candidate_count,
+                    "experts_known": store.matrix.size,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                },
+            )
 
     async def handle(envelope: EventEnvelope) -> None:
         await asyncio.to_thread(rank, envelope)

@@ -9,6 +9,7 @@ import pytest
 from tests.conftest import Api
 from tests.e2e.helpers import (
     create_expert,
+    request_body,
     submit_request,
     unique_name,
     wait_ranked,
@@ -85,3 +86,30 @@ def test_the_web_ui_finds_an_expert_in_japanese(api: Api, admin: dict[str, str])
     page = api.http.get("/", params={"q": name})
     assert page.status_code == 200
     assert "検索結果" in page.text and name in page.text and "福岡県" in page.text
+
+
+def test_one_request_id_follows_the_request_through_every_process(system: System, api: Api) -> None:
+    import json
+    import uuid
+
+    sme = api.register("sme")
+    trace = f"trace-{uuid.uuid4().hex[:12]}"
+    response = api.http.post("/api/v1/requests", headers={**sme, "x-request-id": trace}, json=request_body())
+    assert response.status_code == 201 and response.headers["x-request-id"] == trace
+    wait_ranked(api, sme, response.json()["id"])
+
+    def lines(process: str) -> list[dict]:
+        path = system.config.data_dir / f"{process}.log"
+        records = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                continue
+        return [record for record in records if record.get("request_id") == trace]
+
+    gateway = lines("gateway")
+    assert any(r["message"] == "request" and r["path"] == "/api/v1/requests" and r["status"] == 201 for r in gateway)
+    assert any(r["message"] == "request" and r["path"] == "/requests" for r in lines("matching"))
+    ranked = [r for process in ("scorer-1", "scorer-2") for r in lines(process) if r["message"] == "request ranked"]
+    assert len(ranked) == 1 and ranked[0]["event_id"] and ranked[0]["request_id_ranked"] == response.json()["id"]
