@@ -8,7 +8,7 @@ import httpx
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from gateway import proxy, reference_routes
+from gateway import admin_routes, proxy, reference_routes
 from gateway.settings import GatewaySettings
 from gateway.users import routes as user_routes
 from gateway.web import routes as web_routes
@@ -31,7 +31,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     )
     app = create_service_app(
         runtime,
-        [user_routes.router, reference_routes.router, proxy.build_router(), web_routes.router],
+        [user_routes.router, admin_routes.router, reference_routes.router, proxy.build_router(), web_routes.router],
         title="Tsunagu API（つなぐ）",
         body_limits={"/api/v1/admin/experts/import": settings.import_max_bytes},
     )

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime
+import time
+from datetime import datetime, timedelta
 
-from sqlalchemy import DateTime, Text
+from sqlalchemy import DateTime, Text, delete
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, col, select
 
@@ -82,13 +83,16 @@ class OutboxRelay:
         *,
         batch_size: int = 200,
         poll_interval: float = 0.2,
+        keep_published: timedelta = timedelta(days=7),
     ) -> None:
         self.engine = engine
         self.model = outbox_model
         self.nats = nats
         self.batch_size = batch_size
         self.poll_interval = poll_interval
+        self.keep_published = keep_published
         self._wake = asyncio.Event()
+        self._next_prune = 0.0
 
     def wake(self) -> None:
         """Ask for a publish round now instead of at the next poll (call after a commit)."""
@@ -139,11 +143,23 @@ class OutboxRelay:
             await asyncio.to_thread(self._mark_published, sent)
         return len(sent)
 
+    def prune_published(self) -> int:
+        """Delete rows published longer ago than ``keep_published`` (JetStream keeps the events)."""
+        cutoff = utcnow() - self.keep_published
+        with session_scope(self.engine) as session:
+            result = session.execute(
+                delete(self.model).where(col(self.model.published_at).is_not(None), col(self.model.published_at) < cutoff)
+            )
+            return result.rowcount or 0
+
     async def run(self) -> None:
         backoff = self.poll_interval
         while True:
             try:
                 await self.nats.wait_connected()
+                if time.monotonic() >= self._next_prune:
+                    self._next_prune = time.monotonic() + 3600  # hourly is plenty
+                    await asyncio.to_thread(self.prune_published)
                 sent = await self.publish_pending()
                 backoff = self.poll_interval
                 if sent == self.batch_size:

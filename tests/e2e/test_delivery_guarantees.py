@@ -142,3 +142,24 @@ def test_malformed_events_are_dead_lettered_and_consumers_keep_going(system: Sys
     sme = api.register("sme")
     request = submit_request(api, sme, prefecture="43")
     assert wait_ranked(api, sme, request["id"])["status"] == "ranked"
+
+
+def test_admins_see_and_replay_dead_letters_through_the_api(system: System, api: Api, admin: dict[str, str]) -> None:
+    asyncio.run(_publish(system, Subjects.REQUEST_SUBMITTED, b"{broken", "garbage-e2e-admin"))
+
+    def listed() -> list[dict]:
+        response = api.http.get("/api/v1/admin/dead-letters", headers=admin)
+        assert response.status_code == 200, response.text
+        return [item for item in response.json()["items"] if item["original_payload"] == "{broken"]
+
+    item = wait_until(listed, timeout=30, message="the dead letter in the admin API")[0]
+    assert item["consumer"] == "scorer" and item["error"].startswith("malformed envelope")
+    replayed = api.http.post(f"/api/v1/admin/dead-letters/{item['sequence']}/replay", headers=admin)
+    assert replayed.status_code == 200 and replayed.json()["replayed_to"] == Subjects.REQUEST_SUBMITTED
+    # Still broken, so it comes back as a new dead letter: replay never loses an event.
+    wait_until(lambda: len(listed()) >= 2, timeout=30, message="the replayed event dead-lettered again")
+
+    assert api.http.post("/api/v1/admin/dead-letters/999999999/replay", headers=admin).status_code == 404
+    broker = api.account("broker", prefectures=["13"])
+    assert api.http.get("/api/v1/admin/dead-letters", headers=broker).status_code == 403
+    assert api.http.get("/api/v1/admin/dead-letters").status_code == 401

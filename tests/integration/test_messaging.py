@@ -156,3 +156,25 @@ async def test_failing_handler_is_redelivered_then_dead_lettered_and_replayable(
     failed = next(record for record in listed if record["error"].startswith("failed"))
     assert await replay_dead_letter(js, failed["sequence"]) == "matching.request.submitted"
     await connection.close()
+
+
+def test_published_rows_are_pruned_after_the_retention_and_pending_ones_never(tmp_path) -> None:  # noqa: ANN001
+    from datetime import timedelta
+
+    from tsunagu.db import utcnow
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'outbox.sqlite3'}")
+    MessagingModel.metadata.create_all(engine)
+    with session_scope(engine) as session:
+        for index in range(3):
+            add_event(session, Outbox, envelope(subject_id=f"p{index}"))
+    with session_scope(engine) as session:
+        old, recent, pending = session.exec(select(Outbox).order_by(Outbox.seq)).all()
+        old.published_at = utcnow() - timedelta(days=8)
+        recent.published_at = utcnow() - timedelta(days=1)
+    relay = OutboxRelay(engine, Outbox, NatsConnection("nats://127.0.0.1:1", "unused"))
+    assert relay.prune_published() == 1
+    with Session(engine) as session:
+        left = [EventEnvelope.from_json(row.payload).subject_id for row in session.exec(select(Outbox))]
+    assert left == ["p1", "p2"]
+    assert relay.pending_count() == 1
