@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import nats
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from nats.js import JetStreamContext
-from nats.js.errors import NotFoundError
+from nats.js.errors import APIError, NotFoundError
 
 from gateway.security import require_admin
 from tsunagu.auth import Principal
@@ -41,10 +41,12 @@ async def dead_letters(
 
 
 @router.post("/{sequence}/replay")
-async def replay(request: Request, sequence: int, _admin: Principal = Depends(require_admin)) -> dict:
+async def replay(
+    request: Request, sequence: int = Path(ge=1, le=2**63 - 1), _admin: Principal = Depends(require_admin)
+) -> dict:
     async with _jetstream(request) as js:
         try:
             subject = await replay_dead_letter(js, sequence)
-        except NotFoundError as error:
+        except (NotFoundError, APIError) as error:  # no such message (or already removed by retention)
             raise not_found("デッドレター", "Dead letter") from error
     return {"replayed_to": subject, "sequence": sequence}
