@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -163,6 +164,14 @@ def install_error_handlers(app: FastAPI) -> None:
         detail = error.detail if isinstance(error.detail, str) and error.detail not in (en, "Not Found") else None
         body = ApiError(error.status_code, code, ja, detail or en).body()
         return JSONResponse(body, status_code=error.status_code, headers=getattr(error, "headers", None))
+
+    @app.exception_handler(DataError)
+    async def _data(_request: Request, error: DataError) -> JSONResponse:
+        # The database refused a value validation let through (an out-of-range number, an odd character):
+        # the transaction was rolled back, so this is the caller's input, not a crash.
+        log.warning("database refused a value", extra={"error": str(error.orig)[:300]})
+        body = ApiError(422, "invalid_data", "保存できない値が含まれています", "The input contains a value that cannot be stored").body()
+        return JSONResponse(body, status_code=422)
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, error: Exception) -> JSONResponse:

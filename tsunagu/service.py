@@ -7,6 +7,7 @@ import asyncio
 import logging
 import time
 import uuid
+from urllib.parse import unquote_plus
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -17,11 +18,12 @@ from sqlalchemy.engine import Engine
 
 from tsunagu.auth import principal_dependency
 from tsunagu.db import ping
-from tsunagu.errors import ApiError, install_error_handlers
+from tsunagu.errors import ApiError, install_error_handlers, invalid_field
 from tsunagu.logging import request_id_var
 from tsunagu.messaging import ConsumerSpec, EventConsumer, NatsConnection
 from tsunagu.outbox import OutboxFields, OutboxRelay
 from tsunagu.settings import KernelSettings
+from tsunagu.validation import CONTROL_CHARACTER_MESSAGE, has_forbidden_characters
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("tsunagu.access")
@@ -113,6 +115,11 @@ class RequestContextMiddleware:
         too_large = ApiError(413, "too_large", "送信データが大きすぎます", "Request body too large").body()
         max_body_bytes = self._limit(scope.get("path", ""))
         try:
+            where = _forbidden_in_url(scope)
+            if where is not None:
+                ja, _, en = CONTROL_CHARACTER_MESSAGE.partition(" / ")
+                body = invalid_field(where, ja, en).body()
+                return await JSONResponse(body, status_code=422, headers={"x-request-id": request_id})(scope, receive, send)
             declared = headers.get(b"content-length")
             if declared is not None and declared.isdigit() and int(declared) > max_body_bytes:
                 response = JSONResponse(too_large, status_code=413, headers={"x-request-id": request_id})
@@ -161,6 +168,16 @@ class RequestContextMiddleware:
 
 class _BodyTooLarge(Exception):
     pass
+
+
+def _forbidden_in_url(scope) -> str | None:  # noqa: ANN001
+    """'path' or 'query' when either carries a control character (e.g. %00), which no id or filter has."""
+    if has_forbidden_characters(scope.get("path", "")):
+        return "path"
+    query = unquote_plus(scope.get("query_string", b"").decode("latin-1"), encoding="utf-8", errors="replace")
+    if has_forbidden_characters(query):
+        return "query"
+    return None
 
 
 def create_service_app(

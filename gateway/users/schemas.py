@@ -5,14 +5,13 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tsunagu.reference import prefecture_code
+from tsunagu.validation import InputModel
 
 EMAIL_PATTERN = r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$"
 
 
-class RegisterBody(BaseModel):
+class RegisterBody(InputModel):
     """Self sign-up is for SMEs and experts; brokers, hubs and admins are created by an admin."""
-
-    model_config = ConfigDict(extra="forbid")
 
     email: str = Field(max_length=254, pattern=EMAIL_PATTERN)
     password: str = Field(min_length=10, max_length=200)
@@ -25,8 +24,7 @@ class RegisterBody(BaseModel):
         return value.strip().lower()
 
 
-class AdminCreateUserBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class AdminCreateUserBody(InputModel):
 
     email: str = Field(max_length=254, pattern=EMAIL_PATTERN)
     password: str = Field(min_length=10, max_length=200)
@@ -51,8 +49,7 @@ class AdminCreateUserBody(BaseModel):
         return sorted(set(codes))
 
 
-class LoginBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class LoginBody(InputModel):
 
     email: str = Field(max_length=254)
     password: str = Field(max_length=200)

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tsunagu.reference import prefecture_code, self_diagnosis_questions, topics
+from tsunagu.validation import InputModel
 
 DiagnosisAnswer = Literal["yes", "partly", "no", "unknown"]
 
@@ -17,8 +18,7 @@ def _normalise_tag(value: str) -> str:
     return unicodedata.normalize("NFKC", value).strip().lower()
 
 
-class RequestCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class RequestCreate(InputModel):
 
     organization_id: str | None = Field(default=None, max_length=64)
     title: str = Field(min_length=1, max_length=200)

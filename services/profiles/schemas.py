@@ -23,6 +23,7 @@ from pydantic import (
     field_validator,
 )
 
+from tsunagu.validation import InputModel
 from tsunagu.reference import dss_roles, prefecture_code, topics
 
 ExpertKind = Literal["sekisupe", "dx_talent"]
@@ -242,7 +243,7 @@ RoleId = Annotated[str, Field(max_length=100), AfterValidator(_dss_role)]
 # --- experts -----------------------------------------------------------------------------------
 
 
-class _Input(BaseModel):
+class _Input(InputModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 

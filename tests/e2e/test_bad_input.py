@@ -97,3 +97,23 @@ def test_password_guessing_on_one_account_is_rate_limited(api: Api) -> None:
     assert statuses[10:] == [429, 429]
     limited = api.http.post("/api/v1/auth/token", json={"email": email, "password": "another-guess"})
     assert "しばらく待って" in limited.json()["error"]["message_ja"]
+
+
+def test_control_characters_anywhere_are_a_422_not_a_crash(api: Api) -> None:
+    # PostgreSQL refuses NUL in text and UTF-8 cannot carry lone surrogates: both must be caught as input errors.
+    response = api.http.post(
+        "/api/v1/auth/register",
+        content='{"email": "a\\u0000b@example.jp", "password": "long-enough-pass", "display_name": "x", "role": "sme"}',
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 422 and "email" in error_fields(response)
+    sme = api.register("sme")
+    surrogate = api.http.post(
+        "/api/v1/requests", headers={**sme, "content-type": "application/json"},
+        content='{"title": "\\udbb4", "prefecture": "13", "topics": ["ransomware"]}',
+    )
+    assert surrogate.status_code == 422 and "title" in error_fields(surrogate)
+    assert api.http.get("/api/v1/requests/abc%00def", headers=sme).status_code == 422
+    listed = api.http.get("/api/v1/requests", headers=sme, params={"status": "ranked\x00"})
+    assert listed.status_code == 422 and error_fields(listed) == {"query"}
+    assert api.http.get("/api/v1/requests", headers=sme).json()["total"] == 0

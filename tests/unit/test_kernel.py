@@ -16,6 +16,7 @@ from tsunagu.errors import ApiError, install_error_handlers
 from tsunagu.events import EventEnvelope
 from tsunagu.service import RequestContextMiddleware
 from tsunagu.settings import DEVELOPMENT_TOKEN_SECRET, KernelSettings
+from tsunagu.validation import InputModel
 
 SECRET = "unit-test-secret-0123456789-0123456789"
 
@@ -79,7 +80,7 @@ def test_production_refuses_the_development_secret(monkeypatch: pytest.MonkeyPat
     assert KernelSettings().env == "production"
 
 
-class _Body(BaseModel):
+class _Body(InputModel):
     name: str = Field(max_length=5)
     count: int
 
@@ -130,3 +131,27 @@ def test_request_id_is_echoed_or_made() -> None:
     client = TestClient(_app())
     assert client.get("/nowhere", headers={"x-request-id": "abc-123"}).headers["x-request-id"] == "abc-123"
     assert len(client.get("/nowhere").headers["x-request-id"]) == 36
+
+
+class _Text(InputModel):
+    name: str
+    tags: list[str] = []
+    bio: str = ""
+
+
+def test_control_characters_and_lone_surrogates_are_refused_field_by_field() -> None:
+    assert _Text(name="山田", bio="一行目\n二行目\tタブ").bio.endswith("タブ")
+    for bad in ({"name": "a\x00b"}, {"name": "ok", "tags": ["x", "\x1b[31m"]}, {"name": "\udbb4"}):
+        with pytest.raises(ValidationError) as refused:
+            _Text.model_validate(bad)
+        assert "制御文字" in str(refused.value)
+
+
+def test_control_characters_in_the_url_get_a_422_naming_where() -> None:
+    client = TestClient(_app())
+    response = client.get("/nowhere", params={"q": "a\x00b"})
+    assert response.status_code == 422
+    assert response.json()["error"]["fields"][0]["field"] == "query"
+    assert client.get("/items%00").status_code == 422
+    body = client.post("/items", json={"name": "a\u0000", "count": 1})
+    assert body.status_code == 422 and body.json()["error"]["fields"][0]["field"] == "name"
