@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -164,6 +165,12 @@ def install_error_handlers(app: FastAPI) -> None:
         detail = error.detail if isinstance(error.detail, str) and error.detail not in (en, "Not Found") else None
         body = ApiError(error.status_code, code, ja, detail or en).body()
         return JSONResponse(body, status_code=error.status_code, headers=getattr(error, "headers", None))
+
+    @app.exception_handler(ValidationError)
+    async def _model_validation(_request: Request, error: ValidationError) -> JSONResponse:
+        # A model built inside a route from path or query values: still the caller's input.
+        api_error = validation_error(list(error.errors()))
+        return JSONResponse(api_error.body(), status_code=api_error.status_code)
 
     @app.exception_handler(DataError)
     async def _data(_request: Request, error: DataError) -> JSONResponse:

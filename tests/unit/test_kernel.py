@@ -155,3 +155,15 @@ def test_control_characters_in_the_url_get_a_422_naming_where() -> None:
     assert client.get("/items%00").status_code == 422
     body = client.post("/items", json={"name": "a\u0000", "count": 1})
     assert body.status_code == 422 and body.json()["error"]["fields"][0]["field"] == "name"
+
+
+def test_a_model_built_inside_a_route_reports_a_422() -> None:
+    app = _app()
+
+    @app.get("/members/{user_id}")
+    def member(user_id: str) -> dict:
+        return _Body(name=user_id, count=1).model_dump()
+
+    response = TestClient(app).get("/members/" + "x" * 10)
+    assert response.status_code == 422
+    assert response.json()["error"]["fields"][0]["field"] == "name"
