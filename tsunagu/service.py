@@ -36,7 +36,6 @@ class ServiceRuntime:
     engine: Engine
     outbox_model: type[OutboxFields] | None = None
     consumer_specs: list[ConsumerSpec] = field(default_factory=list)
-    run_relay: bool = True
     uses_nats: bool = True  # the gateway talks HTTP only
     # More readiness checks (name -> callable), e.g. the search engine.
     readiness_checks: dict[str, Callable[[], bool]] = field(default_factory=dict)
@@ -50,7 +49,7 @@ class ServiceRuntime:
         self.nats = NatsConnection(
             self.settings.nats_url, name=f"tsunagu-{self.name}", stream_replicas=self.settings.nats_stream_replicas
         )
-        if self.outbox_model is not None and self.run_relay:
+        if self.outbox_model is not None:
             self.relay = OutboxRelay(self.engine, self.outbox_model, self.nats)
         self.principal = principal_dependency(self.name, lambda: self.settings.token_secret)
 

@@ -71,10 +71,6 @@ def next_change_seq(session: Session) -> int:
     return (current or 0) + 1
 
 
-def count_expert_features(session: Session) -> int:
-    return session.exec(select(func.count()).select_from(ExpertFeature)).one()
-
-
 def get_organization(session: Session, organization_id: str) -> OrganizationProjection | None:
     return session.get(OrganizationProjection, organization_id)
 

@@ -6,7 +6,7 @@ import unicodedata
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 
 from tsunagu.reference import prefecture_code, self_diagnosis_questions, topics
 from tsunagu.validation import InputModel

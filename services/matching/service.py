@@ -89,29 +89,12 @@ def submit_request(session: Session, principal: Principal, body: RequestCreate) 
             "Choose at least one topic or answer the self-diagnosis",
         )
     request = SmeRequest(
-        organization_id=body.organization_id,
-        created_by=principal.sub,
-        title=body.title,
-        description=body.description,
-        prefecture=body.prefecture,
-        delivery=body.delivery,
-        topics=all_topics,
-        explicit_topics=body.topics,
-        self_diagnosis=body.self_diagnosis,
-        skills=body.skills,
-        industry=body.industry,
-        budget_yen_max=body.budget_yen_max,
-        urgency=body.urgency,
+        created_by=principal.sub, topics=all_topics, explicit_topics=body.topics, **body.model_dump(exclude={"topics"})
     )
     session.add(request)
     submitted = RequestSubmittedV1(
         request_id=request.id,
-        organization_id=request.organization_id,
-        prefecture=request.prefecture,
-        delivery=request.delivery,
-        topics=request.topics,
-        skills=request.skills,
-        industry=request.industry,
+        **request.model_dump(include={"organization_id", "prefecture", "delivery", "topics", "skills", "industry"}),
     )
     add_event(session, OutboxRecord, _event(Subjects.REQUEST_SUBMITTED, request.id, request.entity_version, submitted.model_dump(mode="json")))
     return request

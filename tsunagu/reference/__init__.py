@@ -174,7 +174,3 @@ def self_diagnosis_questions() -> dict[int, SelfDiagnosisQuestion]:
         int(row["no"]): SelfDiagnosisQuestion(int(row["no"]), row["group"], row["question"], row["topic"])
         for row in _rows("self_diagnosis_25.csv")
     }
-
-
-def bureau_of(code: str) -> str:
-    return prefectures()[code].bureau
