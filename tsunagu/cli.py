@@ -105,7 +105,7 @@ def run(
         system.start()
         if demo and not demo_marker(data_dir).exists():
             typer.echo(f"デモデータを投入しています (loading demo data: {demo_experts} experts, {demo_requests} requests)…")
-            summary = DemoLoader(system.url("gateway"), data_dir).load(experts=demo_experts, requests=demo_requests)
+            summary = DemoLoader(system.url("gateway"), data_dir, system.database_url("gateway")).load(experts=demo_experts, requests=demo_requests)
             typer.echo(json.dumps(summary, ensure_ascii=False))
         credentials = (data_dir / "demo-accounts.txt")
         typer.echo("")

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+from tenacity import retry, retry_if_result, stop_after_delay, wait_fixed
 
 from tsunagu.reference import prefectures, self_diagnosis_questions, topics
 
@@ -34,18 +35,19 @@ def demo_marker(data_dir: Path) -> Path:
 
 
 class DemoLoader:
-    def __init__(self, gateway_url: str, data_dir: Path, seed: int = 20261122) -> None:
+    def __init__(self, gateway_url: str, data_dir: Path, gateway_database_url: str, seed: int = 20261122) -> None:
         self.gateway_url = gateway_url.rstrip("/")
         self.data_dir = data_dir
+        self.gateway_database_url = gateway_database_url
         self.random = random.Random(seed)
         self.http = httpx.Client(base_url=self.gateway_url, timeout=60)
 
     def _bootstrap_admin(self) -> None:
         from gateway.users.service import ensure_user
         from tsunagu.db import make_engine, session_scope
-        from tsunagu.settings import sqlite_url
 
-        engine = make_engine(sqlite_url(self.data_dir, "gateway"))
+        # No admin exists on a new installation, so the first one is written straight into the gateway's database.
+        engine = make_engine(self.gateway_database_url)
         with session_scope(engine) as session:
             ensure_user(session, email=ADMIN_EMAIL, password=DEMO_PASSWORD, display_name="運営管理者", role="admin")
         engine.dispose()
@@ -59,6 +61,15 @@ class DemoLoader:
         if response.status_code >= 400:
             raise RuntimeError(f"demo load failed: {response.request.method} {response.request.url}: {response.status_code} {response.text[:500]}")
         return response.json() if response.content else {}
+
+    @retry(
+        stop=stop_after_delay(30),
+        wait=wait_fixed(0.2),
+        # Matching learns of a new organisation through an event; until then it answers 422 for it.
+        retry=retry_if_result(lambda response: response.status_code == 422 and "organization_id" in response.text),
+    )
+    def _submit(self, headers: dict[str, str], body: dict) -> httpx.Response:
+        return self.http.post("/api/v1/requests", headers=headers, json=body)
 
     def load(self, *, experts: int = 400, requests: int = 120) -> dict[str, int]:
         from services.profiles.demo import generate_experts
@@ -101,17 +112,17 @@ class DemoLoader:
 
         created = 0
         for index in range(requests):
-            headers, _organization_id, code = sme_headers[index % len(sme_headers)]
+            headers, organization_id, code = sme_headers[index % len(sme_headers)]
             title, wanted, description = self.random.choice(REQUEST_TEMPLATES)
             diagnosis = {str(no): self.random.choice(["yes", "yes", "partly", "no"]) for no in self.random.sample(sorted(self_diagnosis_questions()), 8)}
             body = {
-                "title": title, "description": description, "prefecture": code,
+                "organization_id": organization_id, "title": title, "description": description, "prefecture": code,
                 "delivery": self.random.choice(["onsite", "remote", "either", "either"]),
                 "topics": [t for t in wanted if t in topics()], "self_diagnosis": diagnosis,
                 "budget_yen_max": self.random.choice([None, 100_000, 300_000, 500_000]),
                 "urgency": self.random.choice(["low", "normal", "normal", "high"]),
             }
-            self._ok(self.http.post("/api/v1/requests", headers=headers, json=body))
+            self._ok(self._submit(headers, body))
             created += 1
 
         (self.data_dir / "demo-accounts.txt").write_text("\n".join(accounts) + "\n", encoding="utf-8")
