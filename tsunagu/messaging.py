@@ -129,6 +129,7 @@ async def ensure_streams(js: JetStreamContext, replicas: int = 1) -> None:
 
 
 Handler = Callable[[EventEnvelope], Awaitable[None]]
+BatchHandler = Callable[[list[EventEnvelope]], Awaitable[None]]
 
 
 @dataclass
@@ -137,6 +138,10 @@ class ConsumerSpec:
     stream: str
     subjects: list[str]
     handler: Handler
+    # Optional: applies a whole fetched batch at once (one transaction, one index write). If it fails,
+    # the batch is handled event by event with ``handler``, so one bad event cannot hold back the rest.
+    batch_handler: BatchHandler | None = None
+    fetch_batch: int = 20  # events fetched at once (more suits a batch handler)
 
 
 class EventConsumer:
@@ -152,13 +157,11 @@ class EventConsumer:
         *,
         max_deliveries: int = 5,
         ack_wait_seconds: float = 30.0,
-        batch: int = 20,
     ) -> None:
         self.nats = nats_connection
         self.spec = spec
         self.max_deliveries = max_deliveries
         self.ack_wait_seconds = ack_wait_seconds
-        self.batch = batch
 
     async def _subscribe(self):  # noqa: ANN202
         js = self.nats.js
@@ -182,16 +185,32 @@ class EventConsumer:
                 subscription = await self._subscribe()
                 while True:
                     try:
-                        messages = await subscription.fetch(self.batch, timeout=1)
+                        messages = await subscription.fetch(self.spec.fetch_batch, timeout=1)
                     except nats.errors.TimeoutError:
                         continue
-                    for message in messages:
-                        await self.handle(message)
+                    if self.spec.batch_handler is not None and len(messages) > 1:
+                        await self.handle_batch(messages)
+                    else:
+                        for message in messages:
+                            await self.handle(message)
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # noqa: BLE001 - NATS went away: resubscribe when it is back
                 log.warning("consumer loop restarting", extra={"consumer": self.spec.durable, "error": repr(error)})
                 await asyncio.sleep(0.5)
+
+    async def handle_batch(self, messages: list[Msg]) -> None:
+        envelopes: list[EventEnvelope] = []
+        try:
+            envelopes = [EventEnvelope.from_json(message.data) for message in messages]
+            await self.spec.batch_handler(envelopes)  # type: ignore[misc]
+        except Exception as error:  # noqa: BLE001 - fall back to one by one, which retries or dead-letters
+            log.info("batch failed; handling its events one by one", extra={"consumer": self.spec.durable, "error": repr(error)})
+            for message in messages:
+                await self.handle(message)
+            return
+        for message in messages:
+            await message.ack()
 
     async def handle(self, message: Msg) -> None:
         deliveries = message.metadata.num_delivered

@@ -84,6 +84,7 @@ class OutboxRelay:
         batch_size: int = 200,
         poll_interval: float = 0.2,
         keep_published: timedelta = timedelta(days=7),
+        in_flight: int = 64,
     ) -> None:
         self.engine = engine
         self.model = outbox_model
@@ -91,6 +92,7 @@ class OutboxRelay:
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.keep_published = keep_published
+        self.in_flight = in_flight
         self._wake = asyncio.Event()
         self._next_prune = 0.0
 
@@ -126,22 +128,37 @@ class OutboxRelay:
                 row.last_error = error[:500]
 
     async def publish_pending(self) -> int:
-        """One round: publish what is pending, in order, stopping at the first failure. Returns count sent."""
+        """One round: publish what is pending, in order, ``in_flight`` at a time. Returns how many were sent.
+
+        Publishes are pipelined (each still waits for its ack) because with ``sync_interval: always`` every
+        ack waits for an fsync: one at a time, a 30,000-expert import would take minutes to propagate.
+        A failed row stays pending and is retried; rows after it that succeeded are kept as sent (their
+        consumers order by entity version, not by arrival).
+        """
         pending = await asyncio.to_thread(self._pending)
         sent: list[int] = []
-        try:
-            for seq, event_id, subject, payload in pending:
-                with event_context(event_id):
-                    await self.nats.js.publish(subject, payload.encode(), headers={"Nats-Msg-Id": event_id}, timeout=5)
-                sent.append(seq)
-        except Exception as error:  # noqa: BLE001 - NATS down or slow: keep the row, retry later
-            failed_seq = pending[len(sent)][0]
-            log.warning("outbox publish failed; will retry", extra={"outbox_seq": failed_seq, "error": repr(error)})
-            await asyncio.to_thread(self._mark_failed, failed_seq, repr(error))
-            raise
-        finally:
-            await asyncio.to_thread(self._mark_published, sent)
+        failure: tuple[int, BaseException] | None = None
+        for start in range(0, len(pending), self.in_flight):
+            window = pending[start : start + self.in_flight]
+            results = await asyncio.gather(*(self._publish(*row[1:]) for row in window), return_exceptions=True)
+            for (seq, *_), result in zip(window, results, strict=True):
+                if isinstance(result, BaseException):
+                    failure = failure or (seq, result)
+                else:
+                    sent.append(seq)
+            if failure is not None:
+                break  # NATS down or slow: stop this round, retry later
+        await asyncio.to_thread(self._mark_published, sent)
+        if failure is not None:
+            seq, error = failure
+            log.warning("outbox publish failed; will retry", extra={"outbox_seq": seq, "error": repr(error)})
+            await asyncio.to_thread(self._mark_failed, seq, repr(error))
+            raise ConnectionError(f"outbox publish failed: {error!r}")
         return len(sent)
+
+    async def _publish(self, event_id: str, subject: str, payload: str) -> None:
+        with event_context(event_id):
+            await self.nats.js.publish(subject, payload.encode(), headers={"Nats-Msg-Id": event_id}, timeout=5)
 
     def prune_published(self) -> int:
         """Delete rows published longer ago than ``keep_published`` (JetStream keeps the events)."""

@@ -7,10 +7,10 @@ import asyncio
 import logging
 import time
 import uuid
-from urllib.parse import unquote_plus
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from urllib.parse import unquote_plus
 
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse

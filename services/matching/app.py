@@ -28,23 +28,27 @@ class MatchingSettings(KernelSettings):
     pass
 
 
-def projection_handler(runtime: ServiceRuntime):  # noqa: ANN201
+def projection_handlers(runtime: ServiceRuntime):  # noqa: ANN201
     appliers = {
         Subjects.EXPERT_UPSERTED: service.apply_expert_features,
         Subjects.ORGANIZATION_UPSERTED: service.apply_organization,
     }
 
-    def apply(envelope: EventEnvelope) -> None:
-        applier = appliers.get(envelope.type)
-        if applier is None:
-            raise PermanentEventError(f"matching does not consume {envelope.type}")
-        with session_scope(runtime.engine) as session:
-            applier(session, envelope, PROJECTION_CONSUMER)
+    def apply(envelopes: list[EventEnvelope]) -> None:
+        with session_scope(runtime.engine) as session:  # one transaction for the whole batch
+            for envelope in envelopes:
+                applier = appliers.get(envelope.type)
+                if applier is None:
+                    raise PermanentEventError(f"matching does not consume {envelope.type}")
+                applier(session, envelope, PROJECTION_CONSUMER)
 
     async def handle(envelope: EventEnvelope) -> None:
-        await asyncio.to_thread(apply, envelope)
+        await asyncio.to_thread(apply, [envelope])
 
-    return handle
+    async def handle_batch(envelopes: list[EventEnvelope]) -> None:
+        await asyncio.to_thread(apply, envelopes)
+
+    return handle, handle_batch
 
 
 def create_app(settings: MatchingSettings | None = None) -> FastAPI:
@@ -55,12 +59,15 @@ def create_app(settings: MatchingSettings | None = None) -> FastAPI:
         engine=make_engine(settings.database_url_for(SERVICE_NAME)),
         outbox_model=OutboxRecord,
     )
+    handle, handle_batch = projection_handlers(runtime)
     runtime.consumer_specs.append(
         ConsumerSpec(
             durable=PROJECTION_CONSUMER,
             stream="PROFILES",
             subjects=[Subjects.EXPERT_UPSERTED, Subjects.ORGANIZATION_UPSERTED],
-            handler=projection_handler(runtime),
+            handler=handle,
+            batch_handler=handle_batch,
+            fetch_batch=200,
         )
     )
     return create_service_app(runtime, [build_router(runtime.principal)], title="Tsunagu matching service")

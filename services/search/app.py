@@ -41,15 +41,24 @@ def create_app(settings: SearchSettings | None = None) -> FastAPI:
         readiness_checks={"search_engine": engine.ping},
     )
 
-    def apply(envelope: EventEnvelope) -> None:
+    def apply(envelopes: list[EventEnvelope]) -> None:
         with session_scope(runtime.engine) as session:
-            service.apply_published(session, engine, envelope, INDEX_CONSUMER)
+            service.apply_published(session, engine, envelopes, INDEX_CONSUMER)
 
     async def handle(envelope: EventEnvelope) -> None:
-        await asyncio.to_thread(apply, envelope)
+        await asyncio.to_thread(apply, [envelope])
+
+    async def handle_batch(envelopes: list[EventEnvelope]) -> None:
+        await asyncio.to_thread(apply, envelopes)
 
     runtime.consumer_specs.append(
-        ConsumerSpec(durable=INDEX_CONSUMER, stream="PROFILES", subjects=[Subjects.EXPERT_PUBLISHED], handler=handle)
+        ConsumerSpec(
+            durable=INDEX_CONSUMER,
+            stream="PROFILES",
+            subjects=[Subjects.EXPERT_PUBLISHED],
+            handler=handle,
+            batch_handler=handle_batch,
+        )
     )
     app = create_service_app(runtime, [router], title="Tsunagu search service", on_startup=engine.setup)
     app.state.search_engine = engine

@@ -7,8 +7,12 @@ import random
 import uuid
 
 import httpx
+from sqlmodel import Session
 
+from services.matching.models import ExpertFeature
 from tests.conftest import Api, wait_until
+from tsunagu.db import make_engine
+from tsunagu.runner import System
 
 _registration_numbers = itertools.count(random.Random().randrange(100000, 800000))
 
@@ -55,7 +59,7 @@ def submit_request(api: Api, headers: dict[str, str], **overrides) -> dict:  # n
     return response.json()
 
 
-def wait_ranked(api: Api, headers: dict[str, str], request_id: str, timeout: float = 30.0) -> dict:
+def wait_ranked(api: Api, headers: dict[str, str], request_id: str, timeout: float = 60.0) -> dict:
     def ranked() -> dict | None:
         response = api.http.get(f"/api/v1/requests/{request_id}/ranking", headers=headers)
         assert response.status_code == 200, response.text
@@ -64,13 +68,22 @@ def wait_ranked(api: Api, headers: dict[str, str], request_id: str, timeout: flo
     return wait_until(ranked, timeout=timeout, message=f"the ranking of request {request_id}")
 
 
-def wait_searchable(api: Api, query: str, expert_id: str, timeout: float = 20.0) -> dict:
+def wait_searchable(api: Api, query: str, expert_id: str, timeout: float = 60.0) -> dict:
     def found() -> dict | None:
         response = api.http.get("/api/v1/search/experts", params={"q": query})
         assert response.status_code == 200, response.text
         return next((hit for hit in response.json()["items"] if hit["id"] == expert_id), None)
 
     return wait_until(found, timeout=timeout, message=f"expert {expert_id} in the search index")
+
+
+def in_projection(system: System, expert_id: str) -> bool:
+    """Whether matching has learnt of the expert (its events may trail search's after a bulk import)."""
+    engine = make_engine(system.database_url("matching"))
+    with Session(engine) as session:
+        found = session.get(ExpertFeature, expert_id) is not None
+    engine.dispose()
+    return found
 
 
 def unique_name() -> str:

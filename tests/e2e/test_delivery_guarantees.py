@@ -10,10 +10,11 @@ import pytest
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from services.matching.models import ExpertFeature, OutboxRecord, Ranking
+from services.matching.models import OutboxRecord, Ranking
 from tests.conftest import Api, wait_until
 from tests.e2e.helpers import (
     create_expert,
+    in_projection,
     submit_request,
     unique_name,
     wait_ranked,
@@ -33,14 +34,6 @@ def rankings_of(system: System, request_id: str) -> int:
         count = session.exec(select(func.count()).select_from(Ranking).where(Ranking.request_id == request_id)).one()
     engine.dispose()
     return count
-
-
-def in_projection(system: System, expert_id: str) -> bool:
-    engine = make_engine(system.database_url("matching"))
-    with Session(engine) as session:
-        found = session.get(ExpertFeature, expert_id) is not None
-    engine.dispose()
-    return found
 
 
 def submitted_event(system: System, request_id: str) -> EventEnvelope:

@@ -6,9 +6,10 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.conftest import Api
+from tests.conftest import Api, wait_until
 from tests.e2e.helpers import (
     create_expert,
+    in_projection,
     request_body,
     submit_request,
     unique_name,
@@ -31,7 +32,9 @@ def test_every_service_is_alive_and_ready(system: System) -> None:
 def test_expert_profile_to_ranked_request(api: Api, admin: dict[str, str]) -> None:
     expert = api.register("expert", name="沖縄 花子")
     name = unique_name()
-    profile = create_expert(api, expert, name=name, prefectures=["47"])
+    # A skill nobody else has makes this expert the clear first, whatever other tests created before.
+    skill = f"検証スキル{name}"
+    profile = create_expert(api, expert, name=name, prefectures=["47"], skills=["AWS", skill])
 
     hit = wait_searchable(api, name, profile["id"])
     assert hit["name"] == name and hit["prefectures"] == ["47"]
@@ -39,8 +42,9 @@ def test_expert_profile_to_ranked_request(api: Api, admin: dict[str, str]) -> No
     # A second expert far away, remote only, covering one of the two topics: must rank below.
     create_expert(api, admin, name=unique_name(), prefectures=["01"], onsite=False, strengths=[{"topic": "ransomware", "depth": 1}])
 
+    wait_until(lambda: in_projection(api.system, profile["id"]), timeout=60, message="the expert in matching's projection")
     sme = api.register("sme", name="株式会社 那覇精密")
-    request = submit_request(api, sme, prefecture="沖縄県")
+    request = submit_request(api, sme, prefecture="沖縄県", skills=[skill])
     assert request["prefecture"] == "47" and request["status"] == "submitted"
 
     ranking = wait_ranked(api, sme, request["id"])
@@ -48,7 +52,7 @@ def test_expert_profile_to_ranked_request(api: Api, admin: dict[str, str]) -> No
     assert top["expert_id"] == profile["id"]
     assert top["rank"] == 1
     assert top["reason_ja"].startswith("同じ都道府県で対応")
-    assert "相談テーマ2件中2件が得意分野" in top["reason_ja"]
+    assert "相談テーマ2件中2件が得意分野" in top["reason_ja"] and "求めるスキル1件が一致" in top["reason_ja"]
     assert ranking["weights_version"] == top["weights_version"]
     assert set(top["contributions"]) == {"region", "topic", "skill", "industry", "freshness"}
     scores = [entry["score"] for entry in ranking["entries"]]

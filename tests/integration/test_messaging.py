@@ -178,3 +178,47 @@ def test_published_rows_are_pruned_after_the_retention_and_pending_ones_never(tm
         left = [EventEnvelope.from_json(row.payload).subject_id for row in session.exec(select(Outbox))]
     assert left == ["p1", "p2"]
     assert relay.pending_count() == 1
+
+
+async def test_a_failing_batch_falls_back_to_one_by_one(nats_server: NatsServer) -> None:
+    connection = NatsConnection(nats_server.url, "test")
+    await connection.start()
+    await connection.wait_connected(10)
+    batches: list[list[str]] = []
+    singles: list[str] = []
+
+    async def batch_handler(events: list[EventEnvelope]) -> None:
+        batches.append([event.subject_id for event in events])
+        if any(event.subject_id == "bad" for event in events):
+            raise RuntimeError("one bad event spoils the batch")
+
+    async def handler(event: EventEnvelope) -> None:
+        if event.subject_id == "bad":
+            raise PermanentEventError("cannot be applied")
+        singles.append(event.subject_id)
+
+    js = connection.js
+    for subject_id in ("a", "b", "bad", "c"):
+        event = envelope(subject_id=subject_id)
+        await js.publish(event.type, event.to_json(), headers={"Nats-Msg-Id": event.id})
+    consumer = EventConsumer(
+        connection,
+        ConsumerSpec(
+            durable="batch-consumer",
+            stream="MATCHING",
+            subjects=["matching.request.submitted"],
+            handler=handler,
+            batch_handler=batch_handler,
+            fetch_batch=10,
+        ),
+        max_deliveries=3,
+    )
+    task = asyncio.create_task(consumer.run())
+    dead = await collect(nats_server.url, "deadletter.batch-consumer", 1, timeout=15)
+    task.cancel()
+    assert batches and batches[0] == ["a", "b", "bad", "c"]
+    assert singles == ["a", "b", "c"]
+    assert json.loads(dead[0])["error"].startswith("permanent")
+    info = await js.consumer_info("MATCHING", "batch-consumer")
+    assert info.num_ack_pending == 0 and info.num_pending == 0
+    await connection.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from tsunagu.reference import (
-    bureau_of,
     digitalization_stages,
     dss_roles,
     prefecture_code,
@@ -18,7 +17,7 @@ def test_the_47_prefectures_with_their_bureau() -> None:
     assert len(all_prefectures) == 47
     assert sorted(all_prefectures) == [f"{code:02d}" for code in range(1, 48)]
     assert all(prefecture.bureau.endswith(("経済産業局", "総合事務局")) for prefecture in all_prefectures.values())
-    assert bureau_of("13") == "関東経済産業局"
+    assert prefectures()["13"].bureau == "関東経済産業局"
     assert all(prefecture.corporations > 0 for prefecture in all_prefectures.values())
 
 

@@ -139,7 +139,7 @@ class FeatureMatrix:
 
 # Rows are re-read from this far behind the newest sequence seen, so a write that got its number
 # before another but committed after it is not missed; rows whose version we hold are skipped.
-LOOKBACK = 200
+LOOKBACK = 500
 
 _COLUMNS = [getattr(ExpertFeature, name) for name in FeatureRow._fields]
 

@@ -26,7 +26,11 @@ import threading
 from typing import Any
 
 import meilisearch
-from meilisearch.errors import MeilisearchApiError, MeilisearchCommunicationError, MeilisearchError
+from meilisearch.errors import (
+    MeilisearchApiError,
+    MeilisearchCommunicationError,
+    MeilisearchError,
+)
 
 from . import text
 from .base import SearchEngine, SearchQuery, SearchResult, validate_docs

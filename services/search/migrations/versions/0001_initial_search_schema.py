@@ -6,10 +6,9 @@ Create Date: 2026-11-22 00:11:00.513648
 """
 from typing import Sequence, Union
 
-from alembic import op
 import sqlalchemy as sa
 import sqlmodel
-
+from alembic import op
 
 revision: str = '08dad448617e'
 down_revision: Union[str, None] = None
