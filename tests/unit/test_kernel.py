@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from joserfc import jwt
 from joserfc.jwk import OctKey
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from tsunagu.auth import ISSUER, Principal, Role, issue_token, verify_token
 from tsunagu.errors import ApiError, install_error_handlers
