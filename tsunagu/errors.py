@@ -154,8 +154,11 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _api_error(_request: Request, error: ApiError) -> JSONResponse:
         return JSONResponse(error.body(), status_code=error.status_code)
 
+    # A request body or parameter that fails validation, or a model built inside a route from path or
+    # query values: either way it is the caller's input.
     @app.exception_handler(RequestValidationError)
-    async def _validation(_request: Request, error: RequestValidationError) -> JSONResponse:
+    @app.exception_handler(ValidationError)
+    async def _validation(_request: Request, error: RequestValidationError | ValidationError) -> JSONResponse:
         api_error = validation_error(list(error.errors()))
         return JSONResponse(api_error.body(), status_code=api_error.status_code)
 
@@ -165,12 +168,6 @@ def install_error_handlers(app: FastAPI) -> None:
         detail = error.detail if isinstance(error.detail, str) and error.detail not in (en, "Not Found") else None
         body = ApiError(error.status_code, code, ja, detail or en).body()
         return JSONResponse(body, status_code=error.status_code, headers=getattr(error, "headers", None))
-
-    @app.exception_handler(ValidationError)
-    async def _model_validation(_request: Request, error: ValidationError) -> JSONResponse:
-        # A model built inside a route from path or query values: still the caller's input.
-        api_error = validation_error(list(error.errors()))
-        return JSONResponse(api_error.body(), status_code=api_error.status_code)
 
     @app.exception_handler(DataError)
     async def _data(_request: Request, error: DataError) -> JSONResponse:

@@ -13,6 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tsunagu.logging import request_id_var
+
 ENVELOPE_VERSION = 1
 
 
@@ -62,3 +64,15 @@ class EventEnvelope(BaseModel):
     @classmethod
     def from_json(cls, raw: bytes | str) -> "EventEnvelope":
         return cls.model_validate_json(raw)
+
+    @classmethod
+    def for_change(cls, subject: str, source: str, subject_id: str, version: int, data: BaseModel) -> "EventEnvelope":
+        """The event of a state change made while serving the current request (its id is the correlation id)."""
+        return cls(
+            type=subject,
+            source=source,
+            subject_id=subject_id,
+            entity_version=version,
+            correlation_id=request_id_var.get(),
+            data=data.model_dump(mode="json"),
+        )

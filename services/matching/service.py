@@ -30,22 +30,10 @@ from tsunagu.contracts import (
 )
 from tsunagu.errors import forbidden, invalid_field, not_found
 from tsunagu.events import EventEnvelope, Subjects
-from tsunagu.logging import request_id_var
 from tsunagu.outbox import add_event, claim_event
 from tsunagu.reference import prefectures
 
 SOURCE = "matching"
-
-
-def _event(subject: str, subject_id: str, version: int, data: dict) -> EventEnvelope:
-    return EventEnvelope(
-        type=subject,
-        source=SOURCE,
-        subject_id=subject_id,
-        entity_version=version,
-        correlation_id=request_id_var.get(),
-        data=data,
-    )
 
 
 # --- access -------------------------------------------------------------------------------------
@@ -96,7 +84,7 @@ def submit_request(session: Session, principal: Principal, body: RequestCreate) 
         request_id=request.id,
         **request.model_dump(include={"organization_id", "prefecture", "delivery", "topics", "skills", "industry"}),
     )
-    add_event(session, OutboxRecord, _event(Subjects.REQUEST_SUBMITTED, request.id, request.entity_version, submitted.model_dump(mode="json")))
+    add_event(session, OutboxRecord, EventEnvelope.for_change(Subjects.REQUEST_SUBMITTED, SOURCE, request.id, request.entity_version, submitted))
     return request
 
 
@@ -211,7 +199,7 @@ def rank_submitted_request(session: Session, store: FeatureStore, envelope: Even
         candidate_count=candidates,
         top_expert_ids=[entry.expert_id for entry in ranked],
     )
-    add_event(session, OutboxRecord, _event(Subjects.REQUEST_RANKED, request.id, request.entity_version, ranked_event.model_dump(mode="json")))
+    add_event(session, OutboxRecord, EventEnvelope.for_change(Subjects.REQUEST_RANKED, SOURCE, request.id, request.entity_version, ranked_event))
     return ranking
 
 

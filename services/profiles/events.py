@@ -15,7 +15,6 @@ from sqlmodel import Session
 
 from tsunagu.contracts import ExpertStatusChangedV1, OrganizationV1
 from tsunagu.events import EventEnvelope, Subjects
-from tsunagu.logging import request_id_var
 from tsunagu.outbox import add_event
 
 from services.profiles.models import Expert, Organization, OutboxRecord, aware
@@ -35,14 +34,7 @@ class Finding:
 
 
 def envelope(subject: str, subject_id: str, version: int, data: BaseModel) -> EventEnvelope:
-    return EventEnvelope(
-        type=subject,
-        source=SOURCE,
-        subject_id=subject_id,
-        entity_version=version,
-        correlation_id=request_id_var.get(),
-        data=data.model_dump(mode="json"),
-    )
+    return EventEnvelope.for_change(subject, SOURCE, subject_id, version, data)
 
 
 def _status(expert: Expert, finding: Finding) -> ExpertStatusChangedV1:

@@ -39,6 +39,14 @@ from services.profiles.schemas import (
 from services.profiles.settings import ProfilesSettings
 from services.profiles.visibility import Audience, audience_of, expert_view, visible_keys
 
+def _organization_changed(session: Session, organization: Organization, members: list[str]) -> None:
+    """A new version of the organisation, and its event, in the caller's transaction."""
+    organization.version += 1
+    organization.updated_at = utcnow()
+    session.add(organization)
+    add_organization_event(session, organization, members)
+
+
 # --- profile <-> row ---------------------------------------------------------------------------
 
 _PROFILE_COLUMNS = tuple(name for name in ExpertIn.model_fields)
@@ -363,10 +371,7 @@ class ProfilesService:
             if changed:
                 for key, value in changed.items():
                     setattr(organization, key, value)
-                organization.version += 1
-                organization.updated_at = utcnow()
-                session.add(organization)
-                add_organization_event(session, organization, members)
+                _organization_changed(session, organization, members)
         if changed:
             self.events_written()
         return self._organization_view(organization, members)
@@ -383,10 +388,7 @@ class ProfilesService:
             session.flush()
             members = repository.member_ids(session, organization.id)
             if changed:
-                organization.version += 1
-                organization.updated_at = utcnow()
-                session.add(organization)
-                add_organization_event(session, organization, members)
+                _organization_changed(session, organization, members)
         if changed:
             self.events_written()
         return self._organization_view(organization, members)
