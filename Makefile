@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-fast bench browser-deps clean
+.PHONY: install run lint test test-fast bench bench-load browser-deps promtool-deps clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,8 +27,22 @@ browser-deps:
 	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; \
 	  else echo "chromium not found and cannot install it: browser tests will be skipped"; fi; }
 
-## make test: install and run every test (starts the nats-server and the services it needs)
-test: install browser-deps
+## Debian's promtool (package prometheus) to check and unit-test the alert rules (deploy/k8s/prometheus/alerts.yml)
+promtool-deps:
+	@command -v promtool >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's prometheus (promtool) for the alert rule tests"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+	  else echo "promtool not found and cannot install it: the alert rule tests will be skipped"; fi; }
+
+## make lint: the architecture contracts (import-linter) and ruff (lint and format)
+lint: install
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+## make test: install, lint, and run every test (starts the nats-server and the services it needs)
+test: install lint browser-deps promtool-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: install
@@ -36,7 +50,13 @@ test-fast: install
 
 ## make bench: the benchmark suite (30,000 experts); figures go to bench/results/
 bench: install
+	$(PY) -m pip install --quiet -e '.[test,bench]'
 	$(PY) bench/run_all.py
+
+## make bench-load: the load mix through the gateway beside a bare FastAPI endpoint (locust; docs/performance.md)
+bench-load: install
+	$(PY) -m pip install --quiet -e '.[test,bench]'
+	$(PY) bench/bench_load.py
 
 clean:
 	rm -rf .tsunagu .pytest_cache

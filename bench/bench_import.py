@@ -156,12 +156,14 @@ def main() -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 
-    print(f"\n{'rows':>7} {'enc':>6} {'file MB':>8} {'import s':>9} {'rows/s':>7} {'RSS+ MB':>8} {'re-import s':>11} {'unchanged':>9}")
+    print(
+        f"\n{'rows':>7} {'enc':>6} {'file MB':>8} {'import s':>9} {'rows/s':>7} {'RSS+ MB':>8} {'re-import s':>11} {'unchanged':>9}"
+    )
     for run in runs:
         print(
             f"{run['rows']:>7} {run['encoding']:>6} {run['file_mb']:>8} {run['import']['seconds']:>9} "
             f"{run['import']['rows_per_second']:>7} {run['import']['peak_rss_growth_mb']:>8} "
-            f"{run['reimport']['seconds']:>11} {str(run['reimport_changed_nothing']):>9}"
+            f"{run['reimport']['seconds']:>11} {run['reimport_changed_nothing']!s:>9}"
         )
     print(f"\nwithin {TARGET_SECONDS:.0f} s: {summary['within_target']}; figures in {RESULTS.relative_to(ROOT)}")
 

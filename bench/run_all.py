@@ -12,7 +12,14 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).parent
-BENCHMARKS = ["bench_import.py", "bench_search.py", "bench_scorer.py"]
+BENCHMARKS = [
+    "bench_import.py",
+    "bench_search.py",
+    "bench_search_delay.py",
+    "bench_scorer.py",
+    "bench_pipeline.py",
+    "bench_load.py",
+]
 
 
 def main() -> int:

@@ -1,18 +1,26 @@
 """Forwarding /api/v1 calls to the service that owns the data, with a token signed for that service.
 
 The gateway checks who the caller is; the owning service checks what they may do with which object
-(it knows who owns what). Anonymous calls are forwarded without a token, as anonymous.
+(it knows who owns what). Anonymous calls are forwarded without a token, as anonymous. ``ROUTES`` is the one
+map from public paths to services: the proxy routes and the merged OpenAPI (``gateway.openapi``) both read it.
+
+Speed (issue 13, docs/performance.md): one pooled client per process keeps connections to each service
+alive (``upstream_client``); a small body (known length up to ``BUFFERED_BYTES``) is sent and answered whole,
+with its length, and only large or unknown-length bodies (a CSV import or export) are streamed.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import httpx
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 
-from gateway.security import current_principal
-from tsunagu.auth import Principal, Role, issue_token
+from gateway.security import upstream_token
+from gateway.settings import GatewaySettings
+from tsunagu.auth import Principal
 from tsunagu.errors import ApiError
 from tsunagu.logging import request_id_var
 
@@ -22,54 +30,129 @@ ROUTES: dict[str, tuple[str, str]] = {
     "/api/v1/organizations": ("profiles", "/organizations"),
     "/api/v1/admin/experts": ("profiles", "/admin/experts"),
     "/api/v1/requests": ("matching", "/requests"),
+    "/api/v1/proposals": ("matching", "/proposals"),
+    "/api/v1/engagements": ("matching", "/engagements"),
     "/api/v1/search": ("search", "/search"),
+    # 相談会 (consultation days) and マナビDX Quest hub projects (issue 11)
+    "/api/v1/sessions": ("matching", "/sessions"),
+    "/api/v1/projects": ("matching", "/projects"),
+    # the search indexes' sources for `tsunagu search reindex` (issue 12; admins)
+    "/api/v1/admin/search-sources": ("matching", "/admin/search-sources"),
 }
+SERVICES = sorted({service for service, _ in ROUTES.values()})
 _PASSED_REQUEST_HEADERS = ("content-type", "accept", "accept-language")
-_PASSED_RESPONSE_HEADERS = ("content-type", "content-disposition", "cache-control")
+# allow: a 405 names the methods the path takes (RFC 9110); retry-after: when to try a 429 or 503 again.
+_PASSED_RESPONSE_HEADERS = ("content-type", "content-disposition", "cache-control", "allow", "retry-after")
 
 
-def service_url(request: Request, service: str) -> str:
-    return getattr(request.app.state.settings, f"{service}_url").rstrip("/")
+BUFFERED_BYTES = 1_000_000  # bodies up to this size (the default body limit) are passed whole, not streamed
+_BODILESS_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
+_RETRIED_METHODS = frozenset({"GET", "HEAD"})
 
 
-async def forward(request: Request, service: str, path: str, principal: Principal) -> Response:
-    settings = request.app.state.settings
+def upstream_client(settings: GatewaySettings) -> httpx.AsyncClient:
+    """The gateway's one client for calls to the services: kept-alive HTTP/1.1 connections, enough of them
+    kept for every concurrent call (httpx keeps 20 by default: more concurrent callers than that made it open
+    and close a connection per call). A read (GET, HEAD) that meets a broken connection is sent once more on
+    a fresh one (``forward``); a write never is."""
+    return httpx.AsyncClient(
+        timeout=settings.upstream_timeout_seconds,
+        # Idle connections are dropped before uvicorn drops them (its keep-alive is 5 s): a call is never sent
+        # on a connection the service is closing at that moment.
+        limits=httpx.Limits(max_connections=200, max_keepalive_connections=200, keepalive_expiry=4),
+    )
+
+
+def _small(length: str | None) -> bool:
+    return length is not None and length.isdigit() and int(length) <= BUFFERED_BYTES
+
+
+def _unavailable(service: str) -> ApiError:
+    return ApiError(
+        503,
+        "upstream_unavailable",
+        "サービスに接続できません。しばらくしてから再度お試しください",
+        f"The {service} service is unavailable",
+    )
+
+
+def _under(path: str, prefix: str) -> bool:
+    return path == prefix or path.startswith(prefix + "/")
+
+
+def resolve(public_path: str) -> tuple[str, str] | None:
+    """(service, path at the service) for a public path, or None when no service owns it."""
+    for public_prefix, (service, internal_prefix) in ROUTES.items():
+        if _under(public_path, public_prefix):
+            return service, internal_prefix + public_path[len(public_prefix) :]
+    return None
+
+
+def public_path(service: str, internal_path: str) -> str | None:
+    """The public form of a service's path (the inverse of ``resolve``), or None when it is not proxied."""
+    for public_prefix, (owner, internal_prefix) in ROUTES.items():
+        if owner == service and _under(internal_path, internal_prefix):
+            return public_prefix + internal_path[len(internal_prefix) :]
+    return None
+
+
+async def forward(
+    request: Request,
+    client: httpx.AsyncClient,
+    settings: GatewaySettings,
+    service: str,
+    path: str,
+    principal: Principal,
+) -> Response:
     headers = {name: request.headers[name] for name in _PASSED_REQUEST_HEADERS if name in request.headers}
     headers["x-request-id"] = request_id_var.get() or ""
-    if principal.role != Role.ANONYMOUS:
-        headers["authorization"] = "Bearer " + issue_token(principal, secret=settings.token_secret, audience=service, ttl_seconds=60)
-    client: httpx.AsyncClient = request.app.state.http
-    # Streamed both ways: a 30,000-row CSV import or export passes through without being held whole.
+    if principal.is_authenticated:
+        headers["authorization"] = "Bearer " + upstream_token(principal, settings, service)
+    # Large bodies are streamed both ways: a 30,000-row CSV import or export passes through without being held
+    # whole. A small one is read first, so it goes with its length rather than chunked (and a GET with none).
+    content: bytes | AsyncIterator[bytes] | None
+    length = request.headers.get("content-length")
+    if request.method in _BODILESS_METHODS and length is None and "transfer-encoding" not in request.headers:
+        content = None
+    elif _small(length):
+        content = await request.body()
+    else:
+        content = request.stream()
     outgoing = client.build_request(
         request.method,
-        service_url(request, service) + path,
+        settings.service_url(service) + path,
         params=list(request.query_params.multi_items()),
-        content=request.stream(),
+        content=content,
         headers=headers,
     )
     try:
-        upstream = await client.send(outgoing, stream=True)
+        try:
+            upstream = await client.send(outgoing, stream=True)
+        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
+            if request.method not in _RETRIED_METHODS or not isinstance(content, bytes | None):
+                raise
+            upstream = await client.send(outgoing, stream=True)  # a kept-alive connection closed under it
     except httpx.TimeoutException as error:
-        raise ApiError(504, "upstream_timeout", "処理に時間がかかっています。しばらくしてから再度お試しください", f"The {service} service timed out") from error
+        raise ApiError(
+            504,
+            "upstream_timeout",
+            "処理に時間がかかっています。しばらくしてから再度お試しください",
+            f"The {service} service timed out",
+        ) from error
     except httpx.TransportError as error:
-        raise ApiError(503, "upstream_unavailable", "サービスに接続できません。しばらくしてから再度お試しください", f"The {service} service is unavailable") from error
+        raise _unavailable(service) from error
     passed = {name: upstream.headers[name] for name in _PASSED_RESPONSE_HEADERS if name in upstream.headers}
-    return StreamingResponse(upstream.aiter_raw(), status_code=upstream.status_code, headers=passed, background=BackgroundTask(upstream.aclose))
-
-
-def _forwarder(public_prefix: str, service: str, internal_prefix: str):  # noqa: ANN202
-    async def _forward(request: Request, principal: Principal = Depends(current_principal)) -> Response:
-        rest = request.url.path[len(public_prefix):]
-        return await forward(request, service, internal_prefix + rest, principal)
-
-    return _forward
-
-
-def build_router() -> APIRouter:
-    router = APIRouter(tags=["api"])
-    methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
-    for public_prefix, (service, internal_prefix) in ROUTES.items():
-        handler = _forwarder(public_prefix, service, internal_prefix)
-        router.add_api_route(public_prefix, handler, methods=methods, include_in_schema=False)
-        router.add_api_route(public_prefix + "/{rest:path}", handler, methods=methods, include_in_schema=False)
-    return router
+    if _small(upstream.headers.get("content-length")):
+        try:
+            body = await upstream.aread()
+        except httpx.TransportError as error:
+            raise _unavailable(service) from error
+        finally:
+            await upstream.aclose()
+        return Response(body, status_code=upstream.status_code, headers=passed)
+    return StreamingResponse(
+        upstream.aiter_raw(),
+        status_code=upstream.status_code,
+        headers=passed,
+        background=BackgroundTask(upstream.aclose),
+    )

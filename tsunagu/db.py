@@ -10,14 +10,35 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy import DateTime, TypeDecorator, event
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.orm import registry
 from sqlmodel import Session, SQLModel, create_engine, text
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class UtcDateTime(TypeDecorator):
+    """A point in time, read back aware on every database: ``DateTime(timezone=True)`` on PostgreSQL gives an
+    aware value, but SQLite keeps no offset (it would store a JST time's wall clock and hand back a naive
+    value, and an API answer would then carry a date-time without its offset, which RFC 3339 and the OpenAPI
+    document do not allow). On SQLite it is stored in UTC and read back as UTC."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is not None and dialect.name == "sqlite":
+            return value.astimezone(UTC)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
 
 
 def service_base(name: str) -> type[SQLModel]:
@@ -30,7 +51,7 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_connection, _record):  # noqa: ANN001
+        def _sqlite_pragmas(dbapi_connection, _record):
             # WAL lets the outbox relay read while a request writes; busy_timeout waits instead of failing.
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
@@ -60,5 +81,29 @@ def ping(engine: Engine) -> bool:
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
         return True
-    except Exception:  # noqa: BLE001 - readiness reports any failure as "not ready"
+    except Exception:
         return False
+
+
+# SQLite's OperationalError also means "no such table" or a syntax error (bugs, which stay a 500); only these
+# mean the file is busy or cannot be reached for now.
+_SQLITE_UNAVAILABLE = ("database is locked", "database table is locked", "unable to open database", "disk i/o error")
+
+
+def is_database_unavailable(error: BaseException) -> bool:
+    """Whether ``error`` says the database cannot be reached for now (a server restarting or stopped, a dropped
+    connection, a full pool, a busy SQLite file), as opposed to a bug or a refused value. Such a request is
+    answered 503 with Retry-After (tsunagu/errors.py), and an event handler that meets it waits for the
+    database instead of spending the event's deliveries (tsunagu/messaging.py)."""
+    if isinstance(error, sa_exc.TimeoutError):  # no connection free in the pool in time
+        return True
+    if not isinstance(error, sa_exc.DBAPIError):
+        return False
+    if error.connection_invalidated:  # the connection broke under a statement
+        return True
+    if isinstance(error, sa_exc.OperationalError | sa_exc.InterfaceError):
+        if type(error.orig).__module__.startswith("sqlite3"):
+            message = str(error.orig).lower()
+            return any(part in message for part in _SQLITE_UNAVAILABLE)
+        return True  # PostgreSQL: connection refused or lost, server shutting down, too many clients...
+    return False

@@ -14,10 +14,28 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+
+from tsunagu.db import is_database_unavailable
 
 log = logging.getLogger(__name__)
+
+DATABASE_RETRY_AFTER_SECONDS = 5  # a restarting PostgreSQL is usually back within seconds
+
+
+def database_unavailable() -> ApiError:
+    """The 503 a caller gets while the service's database cannot be reached: nothing was written (the
+    transaction never committed), so the same request may simply be sent again."""
+    return ApiError(
+        503,
+        "database_unavailable",
+        "データベースに一時的に接続できません。しばらく待ってから再度お試しください（処理は行われていません）",
+        "The database is temporarily unavailable. Please try again shortly (nothing was changed)",
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+    )
 
 
 class FieldError(dict):
@@ -33,6 +51,7 @@ class ApiError(Exception):
         message_ja: str,
         message_en: str,
         fields: list[FieldError] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message_en)
         self.status_code = status_code
@@ -40,6 +59,7 @@ class ApiError(Exception):
         self.message_ja = message_ja
         self.message_en = message_en
         self.fields = fields or []
+        self.headers = headers  # e.g. Retry-After on a 429
 
     def body(self) -> dict[str, Any]:
         return {
@@ -110,7 +130,7 @@ _MESSAGES: dict[str, tuple[str, str]] = {
 def _field_error(error: dict[str, Any]) -> FieldError:
     location = [str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path")]
     field = ".".join(location) or "body"
-    ctx = {key: value for key, value in (error.get("ctx") or {}).items()}
+    ctx = dict((error.get("ctx") or {}).items())
     error_type = error.get("type", "")
     if error_type in ("value_error", "assertion_error"):
         # Our validators raise "日本語 / English"; split so each language gets its own sentence.
@@ -149,10 +169,21 @@ _STATUS_MESSAGES: dict[int, tuple[str, str, str]] = {
 }
 
 
+def allowed_methods(request: Request) -> str:
+    """Every method some route takes at this path (RFC 9110's Allow on a 405). Starlette names only the
+    first route whose path matched, so a path served by a GET route and a POST route would list one."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "\x00"})  # no method matches: path only
+        if match is not Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, error: ApiError) -> JSONResponse:
-        return JSONResponse(error.body(), status_code=error.status_code)
+        return JSONResponse(error.body(), status_code=error.status_code, headers=error.headers)
 
     # A request body or parameter that fails validation, or a model built inside a route from path or
     # query values: either way it is the caller's input.
@@ -163,19 +194,36 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(api_error.body(), status_code=api_error.status_code)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
         code, ja, en = _STATUS_MESSAGES.get(error.status_code, ("error", "エラーが発生しました", "Error"))
         detail = error.detail if isinstance(error.detail, str) and error.detail not in (en, "Not Found") else None
         body = ApiError(error.status_code, code, ja, detail or en).body()
-        return JSONResponse(body, status_code=error.status_code, headers=getattr(error, "headers", None))
+        headers = getattr(error, "headers", None)
+        if error.status_code == 405:
+            headers = {**(headers or {}), "Allow": allowed_methods(request)}
+        return JSONResponse(body, status_code=error.status_code, headers=headers)
 
     @app.exception_handler(DataError)
     async def _data(_request: Request, error: DataError) -> JSONResponse:
         # The database refused a value validation let through (an out-of-range number, an odd character):
         # the transaction was rolled back, so this is the caller's input, not a crash.
         log.warning("database refused a value", extra={"error": str(error.orig)[:300]})
-        body = ApiError(422, "invalid_data", "保存できない値が含まれています", "The input contains a value that cannot be stored").body()
+        body = ApiError(
+            422, "invalid_data", "保存できない値が含まれています", "The input contains a value that cannot be stored"
+        ).body()
         return JSONResponse(body, status_code=422)
+
+    # The database went away (restart, failover, dropped connection, full pool): a 503 with Retry-After, not a
+    # 500, and the service recovers by itself (pool_pre_ping replaces the broken connections). Any other
+    # database error (a constraint, a bug) is still the 500 below.
+    @app.exception_handler(DBAPIError)
+    @app.exception_handler(PoolTimeoutError)
+    async def _database(request: Request, error: Exception) -> JSONResponse:
+        if not is_database_unavailable(error):
+            return await _unexpected(request, error)
+        log.warning("database unavailable", extra={"error": str(error).splitlines()[0][:300]})
+        api_error = database_unavailable()
+        return JSONResponse(api_error.body(), status_code=503, headers=api_error.headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, error: Exception) -> JSONResponse:

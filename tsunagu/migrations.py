@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from alembic import command
+from alembic import command, context
 from alembic.config import Config
 from sqlalchemy import MetaData, pool
 from sqlmodel import create_engine, text
@@ -47,14 +47,8 @@ def upgrade(migrations_dir: Path, database_url: str) -> None:
     engine.dispose()
 
 
-def make_revision(migrations_dir: Path, database_url: str, message: str) -> None:
-    command.revision(alembic_config(migrations_dir, database_url), message=message, autogenerate=True)
-
-
 def run_env(metadata: MetaData) -> None:
     """Body of every service's migrations/env.py."""
-    from alembic import context
-
     url = context.config.attributes.get("database_url") or context.config.get_main_option("sqlalchemy.url")
     render_as_batch = url.startswith("sqlite")  # SQLite cannot ALTER most things; batch mode copies tables
     if context.is_offline_mode():

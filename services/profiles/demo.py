@@ -1,5 +1,5 @@
-"""Deterministic, realistic demo data: 登録セキスペ and DX talent (POST /experts bodies), SME organisations
-(POST /organizations bodies), and the import CSV. The same seed and day give the same data.
+"""Deterministic, realistic demo data: 登録セキスペ and DX talent (POST /experts bodies) and the import
+CSV. The same seed and day give the same data.
 
 Experts live in all 47 prefectures, weighted by the number of corporations there (the reference data),
 so Tokyo and Osaka have many and Tottori a few, as in the real list. A small share is deliberately not
@@ -17,64 +17,223 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
+from services.profiles.catalogue import REGISTRATION_YEARS, SERVICE_CATALOGUE, add_years
+from services.profiles.csv_format import EXPORT_HEADER, body_cells
 from tsunagu.reference import dss_roles, prefectures, topics
-
-from services.profiles.schemas import REGISTRATION_YEARS, SERVICE_CATALOGUE, add_years
 
 # (kanji, kana) — common family names and given names.
 SURNAMES = [
-    ("佐藤", "さとう"), ("鈴木", "すずき"), ("高橋", "たかはし"), ("田中", "たなか"), ("伊藤", "いとう"),
-    ("渡辺", "わたなべ"), ("山本", "やまもと"), ("中村", "なかむら"), ("小林", "こばやし"), ("加藤", "かとう"),
-    ("吉田", "よしだ"), ("山田", "やまだ"), ("佐々木", "ささき"), ("山口", "やまぐち"), ("松本", "まつもと"),
-    ("井上", "いのうえ"), ("木村", "きむら"), ("林", "はやし"), ("斎藤", "さいとう"), ("清水", "しみず"),
-    ("山崎", "やまざき"), ("森", "もり"), ("池田", "いけだ"), ("橋本", "はしもと"), ("阿部", "あべ"),
-    ("石川", "いしかわ"), ("山下", "やました"), ("中島", "なかじま"), ("石井", "いしい"), ("小川", "おがわ"),
-    ("前田", "まえだ"), ("岡田", "おかだ"), ("長谷川", "はせがわ"), ("藤田", "ふじた"), ("後藤", "ごとう"),
-    ("近藤", "こんどう"), ("村上", "むらかみ"), ("遠藤", "えんどう"), ("青木", "あおき"), ("坂本", "さかもと"),
-    ("金子", "かねこ"), ("藤井", "ふじい"), ("西村", "にしむら"), ("福田", "ふくだ"), ("太田", "おおた"),
-    ("三浦", "みうら"), ("岡本", "おかもと"), ("松田", "まつだ"), ("中川", "なかがわ"), ("比嘉", "ひが"),
-    ("新垣", "あらかき"), ("工藤", "くどう"), ("菊地", "きくち"), ("千葉", "ちば"), ("大野", "おおの"),
+    ("佐藤", "さとう"),
+    ("鈴木", "すずき"),
+    ("高橋", "たかはし"),
+    ("田中", "たなか"),
+    ("伊藤", "いとう"),
+    ("渡辺", "わたなべ"),
+    ("山本", "やまもと"),
+    ("中村", "なかむら"),
+    ("小林", "こばやし"),
+    ("加藤", "かとう"),
+    ("吉田", "よしだ"),
+    ("山田", "やまだ"),
+    ("佐々木", "ささき"),
+    ("山口", "やまぐち"),
+    ("松本", "まつもと"),
+    ("井上", "いのうえ"),
+    ("木村", "きむら"),
+    ("林", "はやし"),
+    ("斎藤", "さいとう"),
+    ("清水", "しみず"),
+    ("山崎", "やまざき"),
+    ("森", "もり"),
+    ("池田", "いけだ"),
+    ("橋本", "はしもと"),
+    ("阿部", "あべ"),
+    ("石川", "いしかわ"),
+    ("山下", "やました"),
+    ("中島", "なかじま"),
+    ("石井", "いしい"),
+    ("小川", "おがわ"),
+    ("前田", "まえだ"),
+    ("岡田", "おかだ"),
+    ("長谷川", "はせがわ"),
+    ("藤田", "ふじた"),
+    ("後藤", "ごとう"),
+    ("近藤", "こんどう"),
+    ("村上", "むらかみ"),
+    ("遠藤", "えんどう"),
+    ("青木", "あおき"),
+    ("坂本", "さかもと"),
+    ("金子", "かねこ"),
+    ("藤井", "ふじい"),
+    ("西村", "にしむら"),
+    ("福田", "ふくだ"),
+    ("太田", "おおた"),
+    ("三浦", "みうら"),
+    ("岡本", "おかもと"),
+    ("松田", "まつだ"),
+    ("中川", "なかがわ"),
+    ("比嘉", "ひが"),
+    ("新垣", "あらかき"),
+    ("工藤", "くどう"),
+    ("菊地", "きくち"),
+    ("千葉", "ちば"),
+    ("大野", "おおの"),
 ]
 GIVEN_NAMES = [
-    ("太郎", "たろう"), ("健太", "けんた"), ("翔太", "しょうた"), ("大輔", "だいすけ"), ("拓也", "たくや"),
-    ("直樹", "なおき"), ("誠", "まこと"), ("浩二", "こうじ"), ("隆", "たかし"), ("亮", "りょう"),
-    ("和也", "かずや"), ("哲也", "てつや"), ("修", "おさむ"), ("剛", "つよし"), ("悠斗", "ゆうと"),
-    ("陽介", "ようすけ"), ("慎一", "しんいち"), ("勇気", "ゆうき"), ("光", "ひかる"), ("蓮", "れん"),
-    ("花子", "はなこ"), ("美咲", "みさき"), ("陽子", "ようこ"), ("恵", "めぐみ"), ("裕子", "ゆうこ"),
-    ("由美", "ゆみ"), ("真理", "まり"), ("彩", "あや"), ("智子", "ともこ"), ("愛", "あい"),
-    ("さくら", "さくら"), ("結衣", "ゆい"), ("千尋", "ちひろ"), ("直美", "なおみ"), ("明美", "あけみ"),
+    ("太郎", "たろう"),
+    ("健太", "けんた"),
+    ("翔太", "しょうた"),
+    ("大輔", "だいすけ"),
+    ("拓也", "たくや"),
+    ("直樹", "なおき"),
+    ("誠", "まこと"),
+    ("浩二", "こうじ"),
+    ("隆", "たかし"),
+    ("亮", "りょう"),
+    ("和也", "かずや"),
+    ("哲也", "てつや"),
+    ("修", "おさむ"),
+    ("剛", "つよし"),
+    ("悠斗", "ゆうと"),
+    ("陽介", "ようすけ"),
+    ("慎一", "しんいち"),
+    ("勇気", "ゆうき"),
+    ("光", "ひかる"),
+    ("蓮", "れん"),
+    ("花子", "はなこ"),
+    ("美咲", "みさき"),
+    ("陽子", "ようこ"),
+    ("恵", "めぐみ"),
+    ("裕子", "ゆうこ"),
+    ("由美", "ゆみ"),
+    ("真理", "まり"),
+    ("彩", "あや"),
+    ("智子", "ともこ"),
+    ("愛", "あい"),
+    ("さくら", "さくら"),
+    ("結衣", "ゆい"),
+    ("千尋", "ちひろ"),
+    ("直美", "なおみ"),
+    ("明美", "あけみ"),
 ]
-COMPANY_STEMS = ["東和", "北斗", "大和", "中央", "みなと", "新光", "三協", "あおば", "富士", "旭", "双葉", "日進", "栄光", "桜", "海星"]
+COMPANY_STEMS = [
+    "東和",
+    "北斗",
+    "大和",
+    "中央",
+    "みなと",
+    "新光",
+    "三協",
+    "あおば",
+    "富士",
+    "旭",
+    "双葉",
+    "日進",
+    "栄光",
+    "桜",
+    "海星",
+]
 AFFILIATION_PATTERNS = [
-    "株式会社{stem}システムズ", "{stem}セキュリティ合同会社", "{stem}情報技術株式会社", "株式会社{stem}ネットワークス",
-    "{pref}{stem}信用金庫 システム部", "{stem}ITコンサルティング", "個人事業主（{pref}）", "{stem}監査法人 IT監査部",
+    "株式会社{stem}システムズ",
+    "{stem}セキュリティ合同会社",
+    "{stem}情報技術株式会社",
+    "株式会社{stem}ネットワークス",
+    "{pref}{stem}信用金庫 システム部",
+    "{stem}ITコンサルティング",
+    "個人事業主（{pref}）",
+    "{stem}監査法人 IT監査部",
 ]
 SECURITY_SKILLS = [
-    "AWS", "Azure", "Google Cloud", "Microsoft 365", "Google Workspace", "Active Directory", "Linux", "Windows Server",
-    "ファイアウォール", "UTM", "EDR", "SIEM", "WAF", "VPN", "ネットワーク設計", "無線LAN", "ペネトレーションテスト",
-    "脆弱性診断", "フォレンジック", "ログ分析", "ISMS", "Pマーク", "CSIRT構築", "BCP", "リスクアセスメント", "Python",
+    "AWS",
+    "Azure",
+    "Google Cloud",
+    "Microsoft 365",
+    "Google Workspace",
+    "Active Directory",
+    "Linux",
+    "Windows Server",
+    "ファイアウォール",
+    "UTM",
+    "EDR",
+    "SIEM",
+    "WAF",
+    "VPN",
+    "ネットワーク設計",
+    "無線LAN",
+    "ペネトレーションテスト",
+    "脆弱性診断",
+    "フォレンジック",
+    "ログ分析",
+    "ISMS",
+    "Pマーク",
+    "CSIRT構築",
+    "BCP",
+    "リスクアセスメント",
+    "Python",
 ]
 DX_SKILLS = [
-    "Python", "SQL", "Excel VBA", "Power BI", "Tableau", "kintone", "RPA", "UI/UXデザイン", "Figma", "機械学習",
-    "データ分析", "統計", "JavaScript", "React", "AWS", "業務フロー分析", "要件定義", "ノーコード", "生成AI",
+    "Python",
+    "SQL",
+    "Excel VBA",
+    "Power BI",
+    "Tableau",
+    "kintone",
+    "RPA",
+    "UI/UXデザイン",
+    "Figma",
+    "機械学習",
+    "データ分析",
+    "統計",
+    "JavaScript",
+    "React",
+    "AWS",
+    "業務フロー分析",
+    "要件定義",
+    "ノーコード",
+    "生成AI",
 ]
 INDUSTRIES = [
-    "製造業", "卸売業", "小売業", "建設業", "運輸業", "宿泊業", "飲食サービス業", "医療・福祉", "情報通信業",
-    "金融業", "不動産業", "教育・学習支援業", "農業", "サービス業",
+    "製造業",
+    "卸売業",
+    "小売業",
+    "建設業",
+    "運輸業",
+    "宿泊業",
+    "飲食サービス業",
+    "医療・福祉",
+    "情報通信業",
+    "金融業",
+    "不動産業",
+    "教育・学習支援業",
+    "農業",
+    "サービス業",
 ]
 QUALIFICATIONS = [
-    "ITストラテジスト", "システム監査技術者", "ネットワークスペシャリスト", "プロジェクトマネージャ", "中小企業診断士",
-    "CISSP", "CISA", "技術士（情報工学部門）", "ISMS審査員補", "AWS Certified Security - Specialty", "G検定",
+    "ITストラテジスト",
+    "システム監査技術者",
+    "ネットワークスペシャリスト",
+    "プロジェクトマネージャ",
+    "中小企業診断士",
+    "CISSP",
+    "CISA",
+    "技術士（情報工学部門）",
+    "ISMS審査員補",
+    "AWS Certified Security - Specialty",
+    "G検定",
 ]
-SECURITY_SERVICES = [key for key in SERVICE_CATALOGUE if key not in ("dx_planning", "data_analysis", "system_selection")]
+SECURITY_SERVICES = [
+    key for key in SERVICE_CATALOGUE if key not in ("dx_planning", "data_analysis", "system_selection")
+]
 DX_SERVICES = ["dx_planning", "data_analysis", "system_selection", "self_diagnosis_support"]
-SME_STEMS = ["山田", "丸三", "東和", "北斗", "さくら", "大和", "中央", "みなと", "新光", "三協", "あおば", "富士", "旭", "越後", "琉球"]
-SME_KINDS = ["精密工業", "食品", "運輸", "建設", "印刷", "商事", "製作所", "電機", "酒造", "旅館", "工務店", "薬局", "物産"]
 BIO_FOCUS = {
-    "ransomware": "ランサムウェア対策とバックアップ設計", "incident_response": "インシデント対応と手順書整備",
-    "management_guidance": "経営層向けのセキュリティマネジメント指導", "supply_chain": "取引先管理とサプライチェーン対策",
-    "cloud_security": "クラウドの安全な設定と運用", "education": "従業員教育と標的型メール訓練",
-    "security_policy": "情報セキュリティ基本方針と規程の策定", "vulnerability_mgmt": "脆弱性診断とパッチ管理",
+    "ransomware": "ランサムウェア対策とバックアップ設計",
+    "incident_response": "インシデント対応と手順書整備",
+    "management_guidance": "経営層向けのセキュリティマネジメント指導",
+    "supply_chain": "取引先管理とサプライチェーン対策",
+    "cloud_security": "クラウドの安全な設定と運用",
+    "education": "従業員教育と標的型メール訓練",
+    "security_policy": "情報セキュリティ基本方針と規程の策定",
+    "vulnerability_mgmt": "脆弱性診断とパッチ管理",
 }
 Encoding = Literal["utf-8", "cp932"]
 
@@ -113,7 +272,11 @@ class _Generator:
     def fee(self) -> dict[str, Any]:
         if self.random.random() < 0.2:
             low = self.random.randrange(40_000, 120_001, 10_000)
-            return {"fee_min_yen": low, "fee_max_yen": low + self.random.randrange(0, 80_001, 10_000), "fee_unit": "day"}
+            return {
+                "fee_min_yen": low,
+                "fee_max_yen": low + self.random.randrange(0, 80_001, 10_000),
+                "fee_unit": "day",
+            }
         low = self.random.randrange(5_000, 25_001, 1_000)
         return {"fee_min_yen": low, "fee_max_yen": low + self.random.randrange(0, 15_001, 1_000), "fee_unit": "hour"}
 
@@ -132,7 +295,10 @@ class _Generator:
     def contact(self) -> dict[str, str]:
         self.count += 1
         domain = self.random.choice(["example.jp", "example.com", "example.net"])
-        return {"contact_email": f"expert{self.count:05d}@{domain}", "contact_phone": f"090-0000-{self.count % 10000:04d}"}
+        return {
+            "contact_email": f"expert{self.count:05d}@{domain}",
+            "contact_phone": f"090-0000-{self.count % 10000:04d}",
+        }
 
     def registration(self) -> dict[str, Any]:
         """Registration on 1 April or 1 October; the current cycle's deadline; training of that cycle."""
@@ -216,7 +382,10 @@ class _Generator:
             "prefectures": [home],
             "onsite": self.random.random() < 0.5,
             "remote": True,
-            "strengths": [{"topic": topic, "depth": self.random.choice([1, 2, 3])} for topic in self.random.sample(self.dx_topics, 2)],
+            "strengths": [
+                {"topic": topic, "depth": self.random.choice([1, 2, 3])}
+                for topic in self.random.sample(self.dx_topics, 2)
+            ],
             "skills": self.random.sample(DX_SKILLS, self.random.randint(2, 6)),
             "industries": self.random.sample(INDUSTRIES, self.random.randint(1, 3)),
             "services": self.random.sample(DX_SERVICES, self.random.randint(1, 3)),
@@ -239,35 +408,25 @@ class _Generator:
         return (now - timedelta(days=days, seconds=self.random.randrange(0, 86_400))).replace(microsecond=0)
 
 
-def generate_experts(n: int, seed: int = 0, *, dx_share: float = 0.1, today: date | None = None) -> Iterator[dict[str, Any]]:
+def generate_experts(
+    n: int, seed: int = 0, *, dx_share: float = 0.1, today: date | None = None
+) -> Iterator[dict[str, Any]]:
     """n POST /experts bodies; about ``dx_share`` of them DX talent, the rest 登録セキスペ."""
     generator = _Generator(seed, today or date.today())
     for _ in range(n):
         yield generator.dx_talent() if generator.random.random() < dx_share else generator.sekisupe()
 
 
-def generate_organizations(n: int, seed: int = 0) -> Iterator[dict[str, Any]]:
-    """n POST /organizations bodies (SMEs), spread over the prefectures like the experts."""
-    generator = _Generator(seed, date.today())
-    pick = generator.random
-    for _ in range(n):
-        yield {
-            "name": f"株式会社{pick.choice(SME_STEMS)}{pick.choice(SME_KINDS)}",
-            "prefecture": generator.prefecture(),
-            "industry": pick.choice(INDUSTRIES),
-            "employees": pick.choice([5, 8, 15, 30, 45, 60, 120, 250]),
-            "digitalization_stage": pick.choices([1, 2, 3, 4], [30, 36, 25, 9])[0],
-            "security_action": pick.choices(["none", "one_star", "two_star"], [50, 35, 15])[0],
-            "scs_target": pick.choices(["none", "scs_3", "scs_4"], [70, 25, 5])[0],
-        }
-
-
 def write_import_csv(
-    path: str | Path, n: int, *, encoding: Encoding = "utf-8", seed: int = 0, dx_share: float = 0.1, today: date | None = None
+    path: str | Path,
+    n: int,
+    *,
+    encoding: Encoding = "utf-8",
+    seed: int = 0,
+    dx_share: float = 0.1,
+    today: date | None = None,
 ) -> Path:
     """The import CSV of n generated experts (with their last confirmation), streamed to disk."""
-    from services.profiles.importer import EXPORT_HEADER, body_cells
-
     path = Path(path)
     generator = _Generator(seed + 1, today or date.today())
     now = datetime.combine(generator.today, datetime.min.time(), UTC)

@@ -21,33 +21,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
-from tsunagu.db import session_scope, utcnow
-from tsunagu.events import Subjects
-
-from services.profiles.events import Finding, add_expert_events, add_reminder_event
+from services.profiles import repository
+from services.profiles.catalogue import REGISTRATION_YEARS, add_years
+from services.profiles.events import StatusChange, add_reminder_event, expert_changed
 from services.profiles.models import Expert, aware
-from services.profiles.schemas import REGISTRATION_YEARS, add_years
+from services.profiles.reasons import REASONS, Finding
 from services.profiles.settings import ProfilesSettings
+from tsunagu.db import utcnow
+from tsunagu.events import Subjects
 
 log = logging.getLogger(__name__)
 
 TRAINING_DUE_BEFORE_EXPIRY = timedelta(days=60)
-
-# Reason code -> short Japanese and English wording (the events carry the detailed sentence).
-REASONS: dict[str, tuple[str, str]] = {
-    "registration_expired": ("登録の有効期限が過ぎています", "The registration has expired"),
-    "training_lapsed": ("必要な講習が期限までに受講されていません", "Required training was not completed in time"),
-    "training_unrecorded": ("講習の受講記録が登録されていません", "No training record has been entered"),
-    "confirmation_stale": ("活動中であることの確認が途絶えています", "Not confirmed as active recently"),
-    "confirmed": ("本人が活動中であることを確認しました", "The expert confirmed being active"),
-    "requirements_met": ("登録・講習・確認の要件を満たしています", "Registration, training and confirmation are in order"),
-    "confirmation_due": ("活動中であることの確認期限が近づいています", "Confirmation of being active is due soon"),
-    "training_due": ("講習の受講期限が近づいています", "A training course is due soon"),
-    "registration_expiring": ("登録の更新期限が近づいています", "The registration must be renewed soon"),
-}
 
 
 @dataclass
@@ -60,7 +47,7 @@ def _day(value: str | date) -> date:
     return value if isinstance(value, date) else date.fromisoformat(value)
 
 
-def _training(expert: Expert, today: date, settings: ProfilesSettings) -> tuple[Finding | None, list[Finding]]:
+def _training(expert: Any, today: date, settings: ProfilesSettings) -> tuple[Finding | None, list[Finding]]:
     deadline = expert.renewal_deadline
     assert deadline is not None
     lead = timedelta(days=settings.reminder_lead_days)
@@ -74,7 +61,9 @@ def _training(expert: Expert, today: date, settings: ProfilesSettings) -> tuple[
         return (finding, []) if settings.require_training_record else (None, [finding])
     online = [_day(value) for value in expert.training.get("online", [])]
     practical = [_day(value) for value in expert.training.get("practical", [])]
-    cycle_start = max(add_years(deadline, -REGISTRATION_YEARS) + timedelta(days=1), expert.registration_date or date.min)
+    cycle_start = max(
+        add_years(deadline, -REGISTRATION_YEARS) + timedelta(days=1), expert.registration_date or date.min
+    )
     cutoff = deadline - TRAINING_DUE_BEFORE_EXPIRY
     # (course, window start, due date, Japanese name) for each course this cycle requires.
     required: list[tuple[str, date, date, str]] = []
@@ -93,11 +82,13 @@ def _training(expert: Expert, today: date, settings: ProfilesSettings) -> tuple[
         if today > due:
             return Finding("training_lapsed", f"{label}が未受講です", f"Missing: {english}", due.isoformat()), []
         if today >= due - lead:
-            reminders.append(Finding("training_due", f"{label}の受講期限が近づいています", f"Due soon: {english}", due.isoformat()))
+            reminders.append(
+                Finding("training_due", f"{label}の受講期限が近づいています", f"Due soon: {english}", due.isoformat())
+            )
     return None, reminders
 
 
-def evaluate(expert: Expert, today: date, settings: ProfilesSettings) -> Evaluation:
+def evaluate(expert: Any, today: date, settings: ProfilesSettings) -> Evaluation:
     lead = timedelta(days=settings.reminder_lead_days)
     reminders: list[Finding] = []
     if expert.kind == "sekisupe" and expert.renewal_deadline is not None:
@@ -147,7 +138,7 @@ def evaluate(expert: Expert, today: date, settings: ProfilesSettings) -> Evaluat
     return Evaluation(None, reminders)
 
 
-def status_change(expert: Expert, evaluation: Evaluation, *, confirmed: bool = False) -> tuple[str, Finding] | None:
+def status_change(expert: Any, evaluation: Evaluation, *, confirmed: bool = False) -> StatusChange | None:
     """The status event the evaluation calls for, if any (does not modify the expert)."""
     problem = evaluation.problem
     if problem is not None:
@@ -161,7 +152,7 @@ def status_change(expert: Expert, evaluation: Evaluation, *, confirmed: bool = F
     return None
 
 
-def apply_status(expert: Expert, change: tuple[str, Finding] | None, now: datetime) -> None:
+def apply_status(expert: Any, change: StatusChange | None, now: datetime) -> None:
     if change is None:
         return
     subject, finding = change
@@ -206,24 +197,25 @@ class FreshnessSummary:
         }
 
 
-def run_freshness(engine: Engine, settings: ProfilesSettings, *, today: date | None = None, batch: int = 500) -> dict[str, Any]:
-    """Check every entry; deactivate, reactivate and remind as the rules say. One transaction per batch,
-    each change with its events, so a crash midway leaves consistent batches and the next run continues."""
+def run_freshness(
+    session: Session, settings: ProfilesSettings, *, today: date | None = None, batch: int = 500
+) -> dict[str, Any]:
+    """Check every entry; deactivate, reactivate and remind as the rules say. A job, not one request: it
+    commits the session once per batch, each change with its events, so a crash midway leaves consistent
+    batches and the next run continues."""
     today = today or date.today()
     summary = FreshnessSummary(as_of=today.isoformat())
     last_id = ""
     while True:
-        with session_scope(engine) as session:
-            experts = session.exec(
-                select(Expert).where(col(Expert.id) > last_id).order_by(col(Expert.id)).limit(batch).with_for_update()
-            ).all()
-            if not experts:
-                break
-            now = utcnow()
-            for expert in experts:
-                summary.checked += 1
-                _refresh_one(session, expert, today, settings, now, summary)
-            last_id = experts[-1].id
+        experts = repository.experts_after(session, last_id, batch)
+        if not experts:
+            break
+        now = utcnow()
+        for expert in experts:
+            summary.checked += 1
+            _refresh_one(session, expert, today, settings, now, summary)
+        last_id = experts[-1].id
+        session.commit()
     log.info("freshness job done", extra={"freshness_summary": summary.as_dict()})
     return summary.as_dict()
 
@@ -235,9 +227,7 @@ def _refresh_one(
     change = status_change(expert, evaluation)
     if change is not None:
         apply_status(expert, change, now)
-        expert.version += 1
-        expert.updated_at = now
-        add_expert_events(session, expert, change)
+        expert_changed(session, expert, change)
         if expert.active:
             summary.reactivated += 1
         else:
@@ -248,18 +238,16 @@ def _refresh_one(
         summary.reminders[finding.code] += 1
     if reminders:
         mark_reminded(expert, reminders)
-    if change is not None or reminders:
         session.add(expert)
 
 
 def run_freshness_job(settings: ProfilesSettings | None = None, *, today: date | None = None) -> dict[str, Any]:
     """For the CLI (``tsunagu experts freshness``) and cron: migrate if needed, run the job, return the summary.
     The events wait in the outbox until the profiles service's relay publishes them."""
-    from services.profiles.repository import prepared_engine
-
     settings = settings or ProfilesSettings()
-    engine = prepared_engine(settings)
+    engine = repository.prepared_engine(settings)
     try:
-        return run_freshness(engine, settings, today=today)
+        with Session(engine, expire_on_commit=False) as session:
+            return run_freshness(session, settings, today=today)
     finally:
         engine.dispose()

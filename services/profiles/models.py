@@ -11,10 +11,10 @@ import uuid
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Text
+from sqlalchemy import JSON, Column, Text
 from sqlmodel import Field
 
-from tsunagu.db import service_base, utcnow
+from tsunagu.db import UtcDateTime, service_base, utcnow
 from tsunagu.outbox import OutboxFields
 
 ProfilesModel = service_base("profiles")
@@ -38,7 +38,7 @@ def _json(default_factory: Any = None, *, nullable: bool = False) -> Any:
 
 
 def _timestamp(**kwargs: Any) -> Any:
-    return Field(default_factory=utcnow, sa_type=DateTime(timezone=True), **kwargs)
+    return Field(default_factory=utcnow, sa_type=UtcDateTime, **kwargs)
 
 
 def tags(values: list[str]) -> str:
@@ -85,13 +85,26 @@ class Expert(ProfilesModel, table=True):
     programme: dict[str, Any] | None = _json()
     availability: str | None = Field(default=None, max_length=20)
     visibility: dict[str, str] = _json(dict)  # only the settings that differ from nothing: merged with defaults
+    # Organisations the expert will not advise (private: only the expert, admins and the scorer see them)
+    # and the one that employs them. Outside the profile document, so the CSV import leaves them alone.
+    conflicted_organization_ids: list[str] = _json(list)
+    employer_organization_id: str | None = Field(default=None, max_length=64)
 
     # The living list: whether the entry is active and why not.
     active: bool = Field(default=True, index=True)
     status_reason: str | None = Field(default=None, max_length=40, index=True)
     status_changed_at: datetime = _timestamp()
-    last_confirmed_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True), index=True)
+    last_confirmed_at: datetime | None = Field(default=None, sa_type=UtcDateTime, index=True)
     reminders: dict[str, str] = _json(dict)  # reminder code -> the due date it was sent for
+
+    # Verification (issue 9): an entry an expert account creates is "pending" until an admin checks it
+    # against the official register ("verified") or refuses it ("rejected", with the reason). Entries an
+    # admin creates or imports are verified by definition. Only verified entries are public, searchable
+    # and ranked (events.expert_envelopes sends nothing about the others to search or matching).
+    verification: str = Field(default="verified", max_length=20, index=True)
+    verification_reason: str | None = Field(default=None, max_length=1000)
+    verification_decided_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    verification_decided_by: str | None = Field(default=None, max_length=64)
 
     content_hash: str = Field(max_length=64)  # of the profile fields: an unchanged re-import is skipped
     prefecture_tags: str = Field(default="", sa_type=Text)
@@ -128,3 +141,59 @@ class OrganizationMember(ProfilesModel, table=True):
     organization_id: str = Field(foreign_key="organizations.id", primary_key=True, max_length=64)
     user_id: str = Field(primary_key=True, max_length=64, index=True)
     added_at: datetime = _timestamp()
+
+
+class RegistrationClaim(ProfilesModel, table=True):
+    """A contested claim: an expert account asked for a registration number that an entry already holds
+    (imported without an account, or held by another account). It is neither accepted nor refused by the
+    system: an admin decides. Accepting hands the entry to the claimant; the profile they sent is kept so
+    the admin can compare it with the register."""
+
+    __tablename__ = "registration_claims"
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=64)
+    registration_number: str = Field(max_length=6, index=True)
+    claimant_user_id: str = Field(max_length=64, index=True)
+    expert_id: str = Field(foreign_key="experts.id", max_length=64, index=True)  # the entry that holds the number
+    held_by_user_id: str | None = Field(default=None, max_length=64)  # its owner when the claim was filed
+    submitted: dict[str, Any] = _json(dict)  # the profile the claimant sent
+    status: str = Field(default="open", max_length=20, index=True)  # open | accepted | rejected
+    decision_reason: str | None = Field(default=None, max_length=1000)
+    decided_by: str | None = Field(default=None, max_length=64)
+    decided_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    created_at: datetime = _timestamp()
+
+
+class CorrectionRequest(ProfilesModel, table=True):
+    """An expert asks the operator to correct regulated data (registration number, registration date,
+    renewal deadline, training record), which only an admin or the import writes."""
+
+    __tablename__ = "correction_requests"
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=64)
+    expert_id: str = Field(foreign_key="experts.id", max_length=64, index=True)
+    requested_by: str = Field(max_length=64)
+    field: str = Field(max_length=40)
+    proposed_value: Any = Field(default=None, sa_column=Column(JSON, nullable=True))
+    reason: str = Field(sa_type=Text)
+    status: str = Field(default="open", max_length=20, index=True)  # open | accepted | rejected
+    decision_reason: str | None = Field(default=None, max_length=1000)
+    decided_by: str | None = Field(default=None, max_length=64)
+    decided_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    created_at: datetime = _timestamp()
+
+
+class OrganizationInvitation(ProfilesModel, table=True):
+    """Being added to an organisation needs the user's consent: a member (or an admin) invites, the user
+    accepts or declines. Until they accept they are not a member and read nothing of the organisation but
+    its name on the invitation."""
+
+    __tablename__ = "organization_invitations"
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=64)
+    organization_id: str = Field(foreign_key="organizations.id", max_length=64, index=True)
+    user_id: str = Field(max_length=64, index=True)
+    invited_by: str = Field(max_length=64)
+    status: str = Field(default="pending", max_length=20, index=True)  # pending | accepted | declined | cancelled
+    created_at: datetime = _timestamp()
+    decided_at: datetime | None = Field(default=None, sa_type=UtcDateTime)

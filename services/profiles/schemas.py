@@ -1,129 +1,75 @@
-"""Inputs of the profiles service and how they are normalised.
+"""Bodies of the profiles service: what comes in (validated and normalised) and what goes out.
 
-The same models validate the JSON API and every row of a CSV import, so both paths accept and refuse
+The same input models validate the JSON API and every row of a CSV import, so both paths accept and refuse
 exactly the same things. Validators raise ``ValueError("日本語 / English")``; the kernel's error handler
 splits that into the two languages and names the field (``strengths.0.topic``, ``fee_max_yen`` ...).
+Shared input rules (prefectures, tags, topics, registration numbers, e-mail, phone) are the kernel's
+(``tsunagu.types``); the domain's vocabulary is in ``catalogue.py``.
+
+The response models say what comes back. A profile view leaves out what the caller may not see (the
+routes use ``response_model_exclude_unset``), so a hidden field is absent from the JSON, not null.
 """
 
 from __future__ import annotations
 
 import re
-import unicodedata
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    AfterValidator,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    StringConstraints,
-    ValidationInfo,
-    field_validator,
-)
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, ValidationInfo, field_validator
 
-from tsunagu.validation import InputModel
-from tsunagu.reference import dss_roles, prefecture_code, topics
+from services.profiles.catalogue import (
+    FIRST_REGISTRATION_DATE,
+    MANDATORY_PUBLIC,
+    REGISTRATION_YEARS,
+    SERVICE_CATALOGUE,
+    VISIBILITY_FIELDS,
+    Level,
+    add_years,
+    first_renewal_deadline,
+)
+from tsunagu.contracts import ExpertPublicV1
+from tsunagu.reference import dss_roles
+from tsunagu.types import (
+    Line,
+    PrefectureCode,
+    Tag,
+    TopicId,
+    clean_line,
+    normalize_email,
+    normalize_phone,
+    normalize_registration_number,
+    normalize_tag,
+    optional_text,
+)
+from tsunagu.validation import CONTROL_CHARACTER_MESSAGE, InputModel, has_forbidden_characters
 
 ExpertKind = Literal["sekisupe", "dx_talent"]
-Level = Literal["public", "brokers", "private"]
 FeeUnit = Literal["hour", "day", "engagement"]
 Availability = Literal["available", "limited", "unavailable"]
 ProgrammeStatus = Literal["participant", "graduate"]
 SecurityAction = Literal["none", "one_star", "two_star"]
 ScsTarget = Literal["none", "scs_3", "scs_4"]
 
-# The first 登録セキスペ were registered on 2017-04-01 (情報処理の促進に関する法律, 2016 amendment).
-FIRST_REGISTRATION_DATE = date(2017, 4, 1)
-REGISTRATION_YEARS = 3
 
-# Services an expert can offer (id -> Japanese label). Labels are accepted on input as well as ids.
-SERVICE_CATALOGUE: dict[str, str] = {
-    "management_guidance": "マネジメント指導",
-    "policy_drafting": "規程・基本方針の策定",
-    "self_diagnosis_support": "自社診断の支援",
-    "security_action_support": "SECURITY ACTION 宣言支援",
-    "scs_3": "SCS★3 対応",
-    "scs_4": "SCS★4 対応",
-    "incident_first_response": "インシデント初動",
-    "employee_training": "従業員教育",
-    "vulnerability_assessment": "脆弱性診断",
-    "cloud_review": "クラウド利用の点検",
-    "otasuketai_selection": "お助け隊サービスの選定支援",
-    "bcp_planning": "事業継続計画（BCP）策定支援",
-    "dx_planning": "DX計画の策定支援",
-    "data_analysis": "データ分析・活用支援",
-    "system_selection": "ITツール・システム選定支援",
-}
+# --- rules of this service's own fields ----------------------------------------------------------
 
-# Which profile fields each visibility setting governs. The mandatory registration data
-# (MANDATORY_PUBLIC) has no setting: the law makes it public.
-VISIBILITY_FIELDS: dict[str, tuple[str, ...]] = {
-    "name_kana": ("name_kana",),
-    "renewal_deadline": ("renewal_deadline",),
-    "affiliation": ("affiliation",),
-    "contact_email": ("contact_email",),
-    "contact_phone": ("contact_phone",),
-    "prefectures": ("prefectures", "onsite", "remote"),
-    "strengths": ("strengths",),
-    "skills": ("skills",),
-    "industries": ("industries",),
-    "services": ("services",),
-    "qualifications": ("qualifications",),
-    "fee": ("fee_min_yen", "fee_max_yen", "fee_unit"),
-    "capacity": ("capacity",),
-    "bio": ("bio",),
-    "dss_roles": ("dss_roles",),
-    "programme": ("programme",),
-    "availability": ("availability",),
-}
-MANDATORY_PUBLIC: tuple[str, ...] = ("kind", "registration_number", "name", "registration_date", "training")
-DEFAULT_VISIBILITY: dict[str, Level] = {
-    key: "public" for key in VISIBILITY_FIELDS
-} | {"contact_email": "private", "contact_phone": "private", "fee": "brokers", "capacity": "brokers", "availability": "brokers"}
-
-
-# --- normalisers -------------------------------------------------------------------------------
-
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _KANA = re.compile(r"^[\u3041-\u3096\u309d\u309e\u30a1-\u30fa\u30fc-\u30fe・ ]+$")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_PHONE = re.compile(r"^\+?[0-9][0-9\-() ]{6,22}[0-9]$")
-_REGISTRATION_NUMBER = re.compile(r"^[0-9]{6}$")
-
-
-def normalize_tag(value: str) -> str:
-    """Skills and industries: NFKC, lower case, single spaces, so AWS = ＡＷＳ = ' aws '."""
-    return " ".join(unicodedata.normalize("NFKC", value).lower().split())
-
-
-def clean_line(value: str) -> str:
-    """One-line text (names, affiliation): NFKC (half-width kana, full-width digits) and single spaces."""
-    return " ".join(unicodedata.normalize("NFKC", value).split())
-
-
-def _no_control(value: str) -> str:
-    if _CONTROL.search(value):
-        raise ValueError("制御文字は使えません / Control characters are not allowed")
-    return value
 
 
 def _line(value: str) -> str:
-    value = clean_line(_no_control(value))
+    if has_forbidden_characters(value):
+        raise ValueError(CONTROL_CHARACTER_MESSAGE)
+    value = clean_line(value)
     if not value:
         raise ValueError("空にはできません / Must not be empty")
     return value
 
 
-def _optional_line(value: Any) -> Any:
-    """'' and whitespace mean 'none' for optional text (forms and CSV cells send them)."""
-    if isinstance(value, str) and not value.strip():
-        return None
-    return value
-
-
 def _multiline(value: str) -> str:
-    value = _no_control(value.replace("\r\n", "\n").replace("\r", "\n")).strip()
+    if has_forbidden_characters(value):
+        raise ValueError(CONTROL_CHARACTER_MESSAGE)
+    value = value.replace("\r\n", "\n").replace("\r", "\n").strip()
     return value or None  # type: ignore[return-value]
 
 
@@ -131,31 +77,6 @@ def _kana(value: str) -> str:
     value = _line(value)
     if not _KANA.match(value):
         raise ValueError("ひらがなかカタカナで入力してください / Use hiragana or katakana")
-    return value
-
-
-def normalize_registration_number(value: str) -> str:
-    """'第０１２３４５号', ' 012345 ' -> '012345'."""
-    text = unicodedata.normalize("NFKC", str(value)).strip().removeprefix("第").removesuffix("号").strip()
-    if not _REGISTRATION_NUMBER.match(text) or text == "000000":
-        raise ValueError(
-            "登録番号は6桁の数字で入力してください（例: 012345） / "
-            "The registration number is six digits (e.g. 012345)"
-        )
-    return text
-
-
-def _prefecture(value: Any) -> str:
-    code = prefecture_code(value) if isinstance(value, (str, int)) else None
-    if code is None:
-        raise ValueError(f"都道府県「{value}」が見つかりません / Unknown prefecture: {value}")
-    return code
-
-
-def _topic(value: str) -> str:
-    value = value.strip()
-    if value not in topics():
-        raise ValueError(f"分野「{value}」は分野一覧にありません / Unknown topic: {value}")
     return value
 
 
@@ -179,27 +100,6 @@ def _service(value: str) -> str:
     return key
 
 
-def _email(value: str) -> str:
-    value = unicodedata.normalize("NFKC", value).strip()
-    if not _EMAIL.match(value):
-        raise ValueError("メールアドレスの形式が正しくありません / Not a valid e-mail address")
-    return value
-
-
-def _phone(value: str) -> str:
-    value = unicodedata.normalize("NFKC", value).strip()
-    if not _PHONE.match(value):
-        raise ValueError("電話番号の形式が正しくありません（例: 03-1234-5678） / Not a valid phone number")
-    return value
-
-
-def _tag(value: str) -> str:
-    value = normalize_tag(_no_control(value))
-    if not value:
-        raise ValueError("空のタグは使えません / Empty tags are not allowed")
-    return value
-
-
 def _unique(values: list) -> list:
     return list(dict.fromkeys(values))
 
@@ -210,36 +110,25 @@ def _not_future(value: date | None) -> date | None:
     return value
 
 
-def add_years(day: date, years: int) -> date:
-    try:
-        return day.replace(year=day.year + years)
-    except ValueError:  # 29 February
-        return day.replace(year=day.year + years, day=28)
+def _known_visibility(values: dict[str, Level]) -> dict[str, Level]:
+    for key in values:
+        if key in MANDATORY_PUBLIC:
+            raise ValueError(
+                f"「{key}」は法定の公開項目のため非公開にできません / {key} is mandatory public registration data"
+            )
+        if key not in VISIBILITY_FIELDS:
+            raise ValueError(f"公開設定の項目「{key}」はありません / Unknown visibility field: {key}")
+    return values
 
 
-def first_renewal_deadline(registration_date: date) -> date:
-    """Registration is valid for three years: registered 2024-04-01 -> renew by 2027-03-31."""
-    from datetime import timedelta
-
-    return add_years(registration_date, REGISTRATION_YEARS) - timedelta(days=1)
-
-
-Line = Annotated[str, AfterValidator(_line)]
-def optional_text(max_length: int) -> Any:
-    """Optional text up to max_length characters; '' and whitespace mean none."""
-    return Annotated[Annotated[str, StringConstraints(max_length=max_length)] | None, BeforeValidator(_optional_line)]
-
-
-Prefecture = Annotated[str, AfterValidator(_prefecture)]
-Tag = Annotated[str, Field(max_length=50), AfterValidator(_tag)]
-Qualification = Annotated[str, Field(max_length=100), AfterValidator(_line)]
+Qualification = Annotated[Line, Field(max_length=100)]
 ServiceId = Annotated[str, Field(max_length=100), AfterValidator(_service)]
-TopicId = Annotated[str, Field(max_length=100), AfterValidator(_topic)]
 PastDate = Annotated[date, AfterValidator(_not_future)]
 RoleId = Annotated[str, Field(max_length=100), AfterValidator(_dss_role)]
+Visibility = Annotated[dict[str, Level], Field(max_length=len(VISIBILITY_FIELDS)), AfterValidator(_known_visibility)]
 
 
-# --- experts -----------------------------------------------------------------------------------
+# --- experts: input ------------------------------------------------------------------------------
 
 
 class _Input(InputModel):
@@ -292,7 +181,7 @@ class ExpertIn(_Input):
     affiliation: optional_text(200) = None
     contact_email: optional_text(254) = None
     contact_phone: optional_text(30) = None
-    prefectures: list[Prefecture] = Field(min_length=1, max_length=47)
+    prefectures: list[PrefectureCode] = Field(min_length=1, max_length=47)
     onsite: bool = False
     remote: bool = False
     strengths: list[Strength] = Field(default_factory=list, max_length=30)
@@ -308,7 +197,7 @@ class ExpertIn(_Input):
     dss_roles: list[DssRoleLevel] = Field(default_factory=list, max_length=5, validate_default=True)
     programme: Programme | None = Field(default=None, validate_default=True)
     availability: Availability | None = None
-    visibility: dict[str, Level] = Field(default_factory=dict, max_length=len(VISIBILITY_FIELDS))
+    visibility: Visibility = Field(default_factory=dict)
 
     @field_validator("name_kana")
     @classmethod
@@ -328,12 +217,12 @@ class ExpertIn(_Input):
     @field_validator("contact_email")
     @classmethod
     def _check_email(cls, value: str | None) -> str | None:
-        return None if value is None else _email(value)
+        return None if value is None else normalize_email(value)
 
     @field_validator("contact_phone")
     @classmethod
     def _check_phone(cls, value: str | None) -> str | None:
-        return None if value is None else _phone(value)
+        return None if value is None else normalize_phone(value)
 
     @field_validator("registration_number", mode="before")
     @classmethod
@@ -448,45 +337,81 @@ class ExpertIn(_Input):
             )
         return value
 
-    @field_validator("visibility")
-    @classmethod
-    def _check_visibility(cls, values: dict[str, Level]) -> dict[str, Level]:
-        for key in values:
-            if key in MANDATORY_PUBLIC:
-                raise ValueError(
-                    f"「{key}」は法定の公開項目のため非公開にできません / {key} is mandatory public registration data"
-                )
-            if key not in VISIBILITY_FIELDS:
-                raise ValueError(f"公開設定の項目「{key}」はありません / Unknown visibility field: {key}")
-        return values
+
+OrganizationId = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_line)]
 
 
 class ExpertCreate(ExpertIn):
     # Admin and service callers create entries for others (or unowned entries, as an import does).
     owner_user_id: optional_text(64) = None
+    # Conflicts of interest (never public, only the expert and admins read them; the scorer never ranks the
+    # expert for these SMEs) and the SME that employs the expert, if any. Not part of the profile document:
+    # the CSV import neither carries nor resets them.
+    conflicted_organization_ids: list[OrganizationId] = Field(default_factory=list, max_length=100)
+    employer_organization_id: optional_text(64) = None
+
+    @field_validator("conflicted_organization_ids")
+    @classmethod
+    def _unique_conflicts(cls, values: list[str]) -> list[str]:
+        return sorted(set(values))
 
 
-# The partial update: any subset of the profile fields; the merged result is validated as ExpertIn.
-PATCHABLE_FIELDS = tuple(name for name in ExpertIn.model_fields if name != "kind") + ("owner_user_id",)
+class ExpertPatch(_Input):
+    """PATCH /experts/{id}: any subset of the profile fields (and, for admins, the owner). Each field is
+    checked on its own here; the rules between fields (kind, dates, training) are checked on the merged
+    whole, validated as ExpertIn. ``visibility`` merges with the current settings."""
+
+    kind: ExpertKind | None = None  # accepted only when it is the entry's kind (a kind never changes)
+    external_id: optional_text(100) = None
+    # A number as sent by a spreadsheet (12345) is allowed as in ExpertIn; the length limit is for text only.
+    registration_number: Annotated[str, Field(max_length=20)] | int | None = None
+    name: Annotated[Line, Field(max_length=100)] | None = None
+    name_kana: optional_text(100) = None
+    registration_date: date | None = None
+    renewal_deadline: date | None = None
+    training: TrainingRecord | None = None
+    affiliation: optional_text(200) = None
+    contact_email: optional_text(254) = None
+    contact_phone: optional_text(30) = None
+    prefectures: list[PrefectureCode] | None = Field(default=None, max_length=47)
+    onsite: bool | None = None
+    remote: bool | None = None
+    strengths: list[Strength] | None = Field(default=None, max_length=30)
+    skills: list[Tag] | None = Field(default=None, max_length=50)
+    industries: list[Tag] | None = Field(default=None, max_length=20)
+    services: list[ServiceId] | None = Field(default=None, max_length=len(SERVICE_CATALOGUE))
+    qualifications: list[Qualification] | None = Field(default=None, max_length=20)
+    fee_min_yen: int | None = Field(default=None, ge=0, le=10_000_000)
+    fee_max_yen: int | None = Field(default=None, ge=0, le=10_000_000)
+    fee_unit: FeeUnit | None = None
+    capacity: int | None = Field(default=None, ge=0, le=50)
+    bio: optional_text(2000) = None
+    dss_roles: list[DssRoleLevel] | None = Field(default=None, max_length=5)
+    programme: Programme | None = None
+    availability: Availability | None = None
+    visibility: Visibility | None = None
+    owner_user_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    conflicted_organization_ids: list[OrganizationId] | None = Field(default=None, max_length=100)
+    employer_organization_id: optional_text(64) = None
+
+    @field_validator("conflicted_organization_ids")
+    @classmethod
+    def _unique_conflicts(cls, values: list[str] | None) -> list[str] | None:
+        return None if values is None else sorted(set(values))
 
 
 class VisibilityUpdate(_Input):
     """PUT /experts/{id}/visibility: the whole map; a field left out returns to its default."""
 
-    visibility: dict[str, Level]
-
-    @field_validator("visibility")
-    @classmethod
-    def _check(cls, values: dict[str, Level]) -> dict[str, Level]:
-        return ExpertIn._check_visibility(values)
+    visibility: Visibility
 
 
-# --- organisations -----------------------------------------------------------------------------
+# --- organisations: input ------------------------------------------------------------------------
 
 
 class OrganizationIn(_Input):
     name: Annotated[Line, Field(max_length=200)]
-    prefecture: Prefecture
+    prefecture: PrefectureCode
     industry: optional_text(100) = None
     employees: int | None = Field(default=None, ge=0, le=1_000_000)
     digitalization_stage: int | None = Field(default=None, ge=1, le=4)
@@ -496,7 +421,7 @@ class OrganizationIn(_Input):
     @field_validator("industry")
     @classmethod
     def _industry(cls, value: str | None) -> str | None:
-        return None if value is None else _tag(value)
+        return None if value is None else normalize_tag(value)
 
 
 class OrganizationCreate(OrganizationIn):
@@ -508,7 +433,7 @@ class OrganizationCreate(OrganizationIn):
 
 class OrganizationPatch(_Input):
     name: Annotated[Line, Field(max_length=200)] | None = None
-    prefecture: Prefecture | None = None
+    prefecture: PrefectureCode | None = None
     industry: optional_text(100) = None
     employees: int | None = Field(default=None, ge=0, le=1_000_000)
     digitalization_stage: int | None = Field(default=None, ge=1, le=4)
@@ -518,3 +443,203 @@ class OrganizationPatch(_Input):
 
 class MemberAdd(_Input):
     user_id: str = Field(min_length=1, max_length=64)
+
+
+# --- trust (issue 9): verification, corrections -------------------------------------------------
+
+# Regulated data: written only by the operator (an admin) or the import; an expert asks for a correction.
+RegulatedField = Literal["registration_number", "registration_date", "renewal_deadline", "training"]
+REGULATED_FIELDS: tuple[str, ...] = ("registration_number", "registration_date", "renewal_deadline", "training")
+Verification = Literal["pending", "verified", "rejected"]
+
+
+class Rejection(_Input):
+    """Why an admin refuses a claim or a correction (the expert is told)."""
+
+    reason: Annotated[str, Field(min_length=1, max_length=1000), AfterValidator(_multiline)]
+
+
+class CorrectionCreate(_Input):
+    """POST /experts/{id}/corrections: the field, the value the expert says is right, and why."""
+
+    field: RegulatedField
+    # A registration number or a date as text, or a training record ({"online": [...], "practical": [...]}).
+    proposed_value: Annotated[str, Field(max_length=20)] | TrainingRecord | None = None
+    reason: Annotated[str, Field(min_length=1, max_length=2000), AfterValidator(_multiline)]
+
+
+# --- responses -----------------------------------------------------------------------------------
+
+# Times as the service has always written them (ISO 8601 with +00:00), not pydantic's "Z" form.
+Timestamp = Annotated[datetime, PlainSerializer(lambda value: value.isoformat(), return_type=str, when_used="json")]
+
+
+class _Output(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ExpertStatus(_Output):
+    """Why the entry is (in)active: shown to brokers, the expert and admins."""
+
+    reason_code: str | None
+    reason_ja: str | None
+    reason_en: str | None
+    changed_at: Timestamp | None
+    last_confirmed_at: Timestamp | None
+    confirmation_due_on: date | None
+
+
+class ExpertView(_Output):
+    """An entry as one caller may see it (visibility.expert_view). Fields the caller may not see are not
+    set, and the routes leave unset fields out of the JSON: hidden means absent, never null."""
+
+    id: str
+    kind: ExpertKind
+    name: str
+    registration_number: str | None = None
+    registration_date: date | None = None
+    training: dict[str, list[str]] | None = None
+    name_kana: str | None = None
+    renewal_deadline: date | None = None
+    affiliation: str | None = None
+    contact_email: str | None = None
+    contact_phone: str | None = None
+    prefectures: list[str] | None = None
+    onsite: bool | None = None
+    remote: bool | None = None
+    strengths: list[dict[str, Any]] | None = None
+    skills: list[str] | None = None
+    industries: list[str] | None = None
+    services: list[str] | None = None
+    qualifications: list[str] | None = None
+    fee_min_yen: int | None = None
+    fee_max_yen: int | None = None
+    fee_unit: str | None = None
+    capacity: int | None = None
+    bio: str | None = None
+    dss_roles: list[dict[str, Any]] | None = None
+    programme: dict[str, Any] | None = None
+    availability: str | None = None
+    active: bool
+    status: ExpertStatus | None = None
+    owner_user_id: str | None = None
+    external_id: str | None = None
+    visibility: dict[str, str] | None = None
+    conflicted_organization_ids: list[str] | None = None
+    employer_organization_id: str | None = None
+    created_at: Timestamp | None = None
+    version: int
+    updated_at: Timestamp | None
+    # After a confirmation that does not reactivate the entry: why it stays inactive.
+    message_ja: str | None = None
+    message_en: str | None = None
+    # Verification: "verified" for every entry others may read; the owner and admins also see a pending or
+    # rejected one, with the reason of a rejection.
+    verification: Verification | None = None
+    verification_reason: str | None = None
+
+
+class OrganizationRead(_Output):
+    id: str
+    name: str
+    prefecture: str
+    prefecture_name: str
+    industry: str | None
+    employees: int | None
+    digitalization_stage: int | None
+    security_action: str
+    scs_target: str
+    member_user_ids: list[str]
+    version: int
+    created_at: Timestamp | None
+    updated_at: Timestamp | None
+
+
+class RowErrorRead(_Output):
+    line: int
+    field: str
+    column: str
+    message_ja: str
+    message_en: str
+    key: str | None = None
+
+
+class ImportReportRead(_Output):
+    """What an import did: counts, the refused rows (line, field, reason) and ignored columns."""
+
+    encoding: str
+    dry_run: bool
+    rows: int
+    created: int
+    updated: int
+    unchanged: int
+    rejected: int
+    errors: list[RowErrorRead]
+    errors_truncated: int
+    warnings: list[str]
+    seconds: float
+
+
+class FreshnessSummaryRead(_Output):
+    """What a freshness run did, by reason."""
+
+    as_of: str
+    checked: int
+    deactivated: dict[str, int]
+    deactivated_total: int
+    reactivated: int
+    reminders: dict[str, int]
+    reminders_total: int
+
+
+class ClaimRead(_Output):
+    """A contested claim: an account asked for a registration number an entry already holds (admins)."""
+
+    id: str
+    registration_number: str
+    claimant_user_id: str
+    expert_id: str
+    held_by_user_id: str | None
+    held_entry_verification: str | None = None
+    submitted: dict[str, Any]
+    status: str
+    decision_reason: str | None
+    decided_by: str | None
+    decided_at: Timestamp | None
+    created_at: Timestamp
+
+
+class CorrectionRead(_Output):
+    id: str
+    expert_id: str
+    requested_by: str
+    field: str
+    proposed_value: Any
+    current_value: Any = None
+    reason: str
+    status: str
+    decision_reason: str | None
+    decided_by: str | None
+    decided_at: Timestamp | None
+    created_at: Timestamp
+
+
+class InvitationRead(_Output):
+    """An invitation to act for an SME organisation; the invited user sees only the organisation's name."""
+
+    id: str
+    organization_id: str
+    organization_name: str
+    user_id: str
+    invited_by: str
+    status: str
+    created_at: Timestamp
+    decided_at: Timestamp | None
+
+
+class PublishedExpertRead(BaseModel):
+    """An entry as the search index should hold it (GET /admin/experts/published, for ``tsunagu search
+    reindex``): exactly the data of its latest ``profiles.expert.published`` event, and that event's version."""
+
+    version: int
+    data: ExpertPublicV1

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 
 from tsunagu.settings import KernelSettings
+
+SERVICE_NAME = "profiles"
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
 class ProfilesSettings(KernelSettings):

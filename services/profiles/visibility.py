@@ -17,12 +17,12 @@ from datetime import date, datetime, timedelta
 from enum import IntEnum
 from typing import Any
 
+from services.profiles.catalogue import DEFAULT_VISIBILITY, VISIBILITY_FIELDS
+from services.profiles.models import Expert, aware
+from services.profiles.reasons import REASONS
 from tsunagu.auth import Principal, Role
 from tsunagu.contracts import ExpertFeaturesV1, ExpertPublicV1
 from tsunagu.reference import topics
-
-from services.profiles.models import Expert, aware
-from services.profiles.schemas import DEFAULT_VISIBILITY, VISIBILITY_FIELDS
 
 
 class Audience(IntEnum):
@@ -43,7 +43,7 @@ def audience_of(principal: Principal, expert: Expert) -> Audience:
         return Audience.OWNER
     if principal.role == Role.EXPERT and expert.owner_user_id is not None and expert.owner_user_id == principal.sub:
         return Audience.OWNER
-    if principal.role in (Role.BROKER, Role.HUB):
+    if principal.is_regional_staff:
         return Audience.BROKERS
     return Audience.PUBLIC
 
@@ -85,9 +85,8 @@ def confirmation_due_on(expert: Expert, max_age_days: int) -> date | None:
 
 
 def expert_view(expert: Expert, principal: Principal, *, max_age_days: int) -> dict[str, Any]:
-    """The entry as this caller may see it. Hidden fields are left out (not null)."""
-    from services.profiles.freshness import REASONS  # freshness imports this module
-
+    """The entry as this caller may see it (the body of an ExpertView). Hidden fields are left out (not
+    null)."""
     audience = audience_of(principal, expert)
     view: dict[str, Any] = {"id": expert.id, "kind": expert.kind, "name": expert.name}
     if expert.kind == "sekisupe":
@@ -116,10 +115,20 @@ def expert_view(expert: Expert, principal: Principal, *, max_age_days: int) -> d
             "owner_user_id": expert.owner_user_id,
             "external_id": expert.external_id,
             "visibility": effective_visibility(expert),
+            "conflicted_organization_ids": list(expert.conflicted_organization_ids or []),
+            "employer_organization_id": expert.employer_organization_id,
             "created_at": aware(expert.created_at),
         }
+    view["verification"] = expert.verification
+    if audience == Audience.OWNER:
+        view["verification_reason"] = expert.verification_reason
     view |= {"version": expert.version, "updated_at": aware(expert.updated_at)}
     return view
+
+
+def may_read(principal: Principal, expert: Expert) -> bool:
+    """A verified entry is on the list; a pending or rejected one exists only for its owner and admins."""
+    return expert.verification == "verified" or audience_of(principal, expert) == Audience.OWNER
 
 
 def features_event(expert: Expert) -> ExpertFeaturesV1:
@@ -142,6 +151,13 @@ def features_event(expert: Expert) -> ExpertFeaturesV1:
         last_confirmed_at=aware(expert.last_confirmed_at),
         fee_min_yen=expert.fee_min_yen,
         fee_max_yen=expert.fee_max_yen,
+        owner_user_id=expert.owner_user_id,
+        conflicted_organization_ids=list(expert.conflicted_organization_ids or []),
+        employer_organization_id=expert.employer_organization_id,
+        public_fields=sorted(visible_keys(expert, Audience.PUBLIC)),
+        broker_fields=sorted(visible_keys(expert, Audience.BROKERS)),
+        # マナビDX Quest: only learners who finished the case study (2層) may join hub project teams.
+        case_study_completed=bool((expert.programme or {}).get("case_study_completed")),
     )
 
 

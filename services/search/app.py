@@ -1,65 +1,56 @@
-"""The search service process: the index consumer and the public search API."""
+"""The search service process (composition only: nothing imports this module; launcher/ names it by
+string): the search engines (experts, requests, projects), the index consumers and the search API on one
+runtime."""
 
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 from fastapi import FastAPI
-from pydantic import Field
 
-from services.search import service
+from services.search.consumers import consumer_specs
+from services.search.engine import INDEXES
 from services.search.engine import make_engine as make_search_engine
-from services.search.routes import router
-from tsunagu.db import make_engine, session_scope
-from tsunagu.events import EventEnvelope, Subjects
-from tsunagu.messaging import ConsumerSpec
+from services.search.models import ProcessedEvent
+from services.search.routes import broker, experts
+from services.search.settings import SERVICE_NAME, SearchSettings
+from tsunagu.db import make_engine
 from tsunagu.service import ServiceRuntime, create_service_app
-from tsunagu.settings import KernelSettings
-
-SERVICE_NAME = "search"
-MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-INDEX_CONSUMER = "search-index"
-
-
-class SearchSettings(KernelSettings):
-    backend: str = Field(default="embedded", alias="SEARCH_BACKEND", pattern="^(embedded|meilisearch)$")
-    meili_url: str | None = Field(default=None, alias="MEILI_URL")
-    meili_master_key: str | None = Field(default=None, alias="MEILI_MASTER_KEY")
 
 
 def create_app(settings: SearchSettings | None = None) -> FastAPI:
     settings = settings or SearchSettings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_search_engine(
-        settings.backend, data_dir=settings.data_dir, meili_url=settings.meili_url, meili_key=settings.meili_master_key
-    )
+    engines = {
+        index: make_search_engine(
+            settings.backend,
+            data_dir=settings.data_dir,
+            meili_url=settings.meili_url,
+            meili_key=settings.meili_master_key,
+            index=index,
+        )
+        for index in INDEXES
+    }
     runtime = ServiceRuntime(
         name=SERVICE_NAME,
         settings=settings,
         engine=make_engine(settings.database_url_for(SERVICE_NAME)),
-        readiness_checks={"search_engine": engine.ping},
+        readiness_checks={f"search_engine_{index}": engine.ping for index, engine in engines.items()},
+        processed_model=ProcessedEvent,
     )
+    runtime.consumer_specs.extend(consumer_specs(runtime.engine, engines))
 
-    def apply(envelopes: list[EventEnvelope]) -> None:
-        with session_scope(runtime.engine) as session:
-            service.apply_published(session, engine, envelopes, INDEX_CONSUMER)
+    async def close_engines() -> None:
+        for engine in engines.values():
+            await asyncio.to_thread(engine.close)
 
-    async def handle(envelope: EventEnvelope) -> None:
-        await asyncio.to_thread(apply, [envelope])
+    def setup_engines() -> None:
+        for engine in engines.values():
+            engine.setup()
 
-    async def handle_batch(envelopes: list[EventEnvelope]) -> None:
-        await asyncio.to_thread(apply, envelopes)
-
-    runtime.consumer_specs.append(
-        ConsumerSpec(
-            durable=INDEX_CONSUMER,
-            stream="PROFILES",
-            subjects=[Subjects.EXPERT_PUBLISHED],
-            handler=handle,
-            batch_handler=handle_batch,
-        )
+    runtime.on_shutdown.append(close_engines)
+    app = create_service_app(
+        runtime, [experts.router, broker.router], title="Tsunagu search service", on_startup=setup_engines
     )
-    app = create_service_app(runtime, [router], title="Tsunagu search service", on_startup=engine.setup)
-    app.state.search_engine = engine
+    app.state.search_engines = engines
     return app

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime
 from sqlmodel import Field
 
-from tsunagu.db import service_base, utcnow
+from tsunagu.db import UtcDateTime, service_base, utcnow
 from tsunagu.outbox import ProcessedEventFields
 
 SearchModel = service_base("search")
@@ -23,4 +22,16 @@ class IndexedExpert(SearchModel, table=True):
 
     expert_id: str = Field(primary_key=True, max_length=64)
     entity_version: int
-    indexed_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+    indexed_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+
+
+class IndexedDocument(SearchModel, table=True):
+    """Which version of each request or hub project the broker indexes hold (``index``: requests or
+    projects), so an older event never overwrites a newer one."""
+
+    __tablename__ = "indexed_documents"
+
+    index: str = Field(primary_key=True, max_length=20)
+    doc_id: str = Field(primary_key=True, max_length=64)
+    entity_version: int
+    indexed_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)

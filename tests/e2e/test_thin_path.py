@@ -6,23 +6,16 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from launcher.runner import SERVICES, System
 from tests.conftest import Api, wait_until
-from tests.e2e.helpers import (
-    create_expert,
-    in_projection,
-    request_body,
-    submit_request,
-    unique_name,
-    wait_ranked,
-    wait_searchable,
-)
-from tsunagu.runner import SERVICE_MODULES, System
+from tests.e2e.helpers import create_expert, in_projection, submit_request, wait_ranked, wait_searchable
+from tests.factories import request_body, unique_name
 
 pytestmark = pytest.mark.e2e
 
 
 def test_every_service_is_alive_and_ready(system: System) -> None:
-    for name in SERVICE_MODULES:
+    for name in SERVICES:
         assert httpx.get(system.url(name) + "/healthz").json()["status"] == "ok"
         ready = httpx.get(system.url(name) + "/readyz")
         assert ready.status_code == 200, ready.text
@@ -40,9 +33,18 @@ def test_expert_profile_to_ranked_request(api: Api, admin: dict[str, str]) -> No
     assert hit["name"] == name and hit["prefectures"] == ["47"]
 
     # A second expert far away, remote only, covering one of the two topics: must rank below.
-    create_expert(api, admin, name=unique_name(), prefectures=["01"], onsite=False, strengths=[{"topic": "ransomware", "depth": 1}])
+    create_expert(
+        api,
+        admin,
+        name=unique_name(),
+        prefectures=["01"],
+        onsite=False,
+        strengths=[{"topic": "ransomware", "depth": 1}],
+    )
 
-    wait_until(lambda: in_projection(api.system, profile["id"]), timeout=60, message="the expert in matching's projection")
+    wait_until(
+        lambda: in_projection(api.system, profile["id"]), timeout=60, message="the expert in matching's projection"
+    )
     sme = api.register("sme", name="株式会社 那覇精密")
     request = submit_request(api, sme, prefecture="沖縄県", skills=[skill])
     assert request["prefecture"] == "47" and request["status"] == "submitted"
@@ -54,7 +56,9 @@ def test_expert_profile_to_ranked_request(api: Api, admin: dict[str, str]) -> No
     assert top["reason_ja"].startswith("同じ都道府県で対応")
     assert "相談テーマ2件中2件が得意分野" in top["reason_ja"] and "求めるスキル1件が一致" in top["reason_ja"]
     assert ranking["weights_version"] == top["weights_version"]
-    assert set(top["contributions"]) == {"region", "topic", "skill", "industry", "freshness"}
+    # The SME reads the factors that rest on what the expert made public; the broker-level ones (freshness,
+    # outcomes, fairness of exposure) are summed as "undisclosed" (issue 8: reasons per viewer).
+    assert set(top["contributions"]) == {"region", "topic", "skill", "industry", "undisclosed"}
     scores = [entry["score"] for entry in ranking["entries"]]
     assert scores == sorted(scores, reverse=True)
 
@@ -80,7 +84,9 @@ def test_only_the_owner_and_the_prefectures_brokers_see_a_request(api: Api) -> N
 
     mine = api.http.get("/api/v1/requests", headers=sme).json()
     assert [item["id"] for item in mine["items"]] == [request["id"]]
-    assert all(item["prefecture"] == "13" for item in api.http.get("/api/v1/requests", headers=tokyo_broker).json()["items"])
+    assert all(
+        item["prefecture"] == "13" for item in api.http.get("/api/v1/requests", headers=tokyo_broker).json()["items"]
+    )
 
 
 def test_the_web_ui_finds_an_expert_in_japanese(api: Api, admin: dict[str, str]) -> None:

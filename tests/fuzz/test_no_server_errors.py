@@ -1,5 +1,9 @@
-"""Property-based fuzzing of every service's own OpenAPI (schemathesis): whatever the input, as anyone or as
-an admin, no endpoint answers 5xx. Runs against the real processes of the session's system."""
+"""Property-based fuzzing of every service's own OpenAPI (schemathesis): whatever the input, as an anonymous
+caller, no endpoint answers 5xx. Runs against the real processes of the session's system.
+
+Each service is fuzzed here directly, behind the gateway's back (as a caller holding a per-call token would
+reach it). The gateway's merged document, the whole public API as a client sees it, is fuzzed harder by
+tests/fuzz/test_stateful_roles.py: every default check, stateful, signed in as each role."""
 
 from __future__ import annotations
 
@@ -10,19 +14,17 @@ from pathlib import Path
 
 import pytest
 
-from gateway.users.service import API_AUDIENCE
-from tests.conftest import TEST_SECRET
-from tsunagu.auth import Principal, Role, issue_token
-from tsunagu.runner import System
+from launcher.runner import System
 
 pytestmark = pytest.mark.e2e
 
 SCHEMATHESIS = shutil.which("schemathesis") or str(Path(sys.executable).with_name("schemathesis"))
 
 
-@pytest.mark.parametrize("service", ["gateway", "profiles", "matching", "search"])
-@pytest.mark.parametrize("caller", ["anonymous", "admin"])
-def test_no_input_makes_a_service_fail(system: System, service: str, caller: str) -> None:
+@pytest.mark.parametrize("service", ["profiles", "matching", "search"])
+# Signed in as each role (admin included), the whole public API is fuzzed through the gateway by
+# tests/fuzz/test_stateful_roles.py; here each service's own document, as an anonymous caller.
+def test_no_input_makes_a_service_fail(system: System, service: str) -> None:
     command = [
         SCHEMATHESIS,
         "run",
@@ -37,10 +39,7 @@ def test_no_input_makes_a_service_fail(system: System, service: str, caller: str
         "--exclude-path-regex",
         "/import$",
     ]
-    if caller == "admin":
-        # The gateway takes the client token (audience tsunagu-api); each service its own audience.
-        audience = API_AUDIENCE if service == "gateway" else service
-        token = issue_token(Principal(sub="fuzz-admin", role=Role.ADMIN), secret=TEST_SECRET, audience=audience, ttl_seconds=600)
-        command += ["-H", f"Authorization: Bearer {token}"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=240, check=False)
+    # Bounded: at most 15 examples per operation, and the whole run in a few minutes (the gateway's merged
+    # document has every service's operations).
+    result = subprocess.run(command, capture_output=True, text=True, timeout=420, check=False)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]

@@ -4,79 +4,41 @@ FastAPI's TestClient, and tokens minted as the gateway would."""
 
 from __future__ import annotations
 
-import os
-import uuid
+import csv
+import io
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
-from services.profiles.app import MIGRATIONS_DIR, create_app
-from services.profiles.models import OutboxRecord
-from services.profiles.settings import ProfilesSettings
-from tsunagu.auth import Principal, Role, issue_token
+from services.profiles.app import create_app
+from services.profiles.csv_format import EXPORT_HEADER, body_cells
+from services.profiles.importer import import_experts
+from services.profiles.models import Expert, OutboxRecord
+from services.profiles.settings import MIGRATIONS_DIR, ProfilesSettings
+from tests import factories
+from tests.conftest import fresh_database
+from tests.factories import GATEWAY_JWKS, service_token
+from tsunagu.auth import Principal, Role
 from tsunagu.db import make_engine
 from tsunagu.events import EventEnvelope
 from tsunagu.migrations import upgrade
 from tsunagu.natsserver import free_port
 
-SECRET = "profiles-test-secret-0123456789-abcdefghij"
-
 
 def expert_body(**overrides: Any) -> dict[str, Any]:
-    """The minimal 登録セキスペ body the end-to-end tests and the demo loader rely on."""
-    body = {
-        "kind": "sekisupe",
-        "registration_number": "012345",
-        "name": "山田 太郎",
-        "name_kana": "やまだ たろう",
-        "registration_date": "2024-04-01",
-        "prefectures": ["13"],
-        "onsite": True,
-        "remote": True,
-        "strengths": [{"topic": "ransomware", "depth": 3}],
-        "skills": ["AWS"],
-        "capacity": 3,
-    }
-    body.update(overrides)
-    return body
-
-
-def dx_body(**overrides: Any) -> dict[str, Any]:
-    body = {
-        "kind": "dx_talent",
-        "external_id": "MDQ-2024-00001",
-        "name": "佐藤 花子",
-        "name_kana": "さとう はなこ",
-        "prefectures": ["大阪府"],
-        "remote": True,
-        "dss_roles": [{"role": "data_scientist", "level": 2}],
-        "programme": {"status": "graduate", "cohort_year": 2024, "case_study_completed": True, "regional_collaboration": True},
-        "availability": "available",
-    }
-    body.update(overrides)
-    return body
+    """The factories' expert with the registration number these tests name (012345) unless overridden."""
+    return factories.expert_body(**{"registration_number": "012345", **overrides})
 
 
 @pytest.fixture
 def database_url(tmp_path: Path) -> Iterator[str]:
-    admin_url = os.environ.get("TSUNAGU_TEST_POSTGRES_ADMIN_URL")
-    if not admin_url:
-        yield f"sqlite:///{tmp_path / 'profiles.sqlite3'}"
-        return
-    name = f"tsunagu_profiles_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    yield f"{admin_url.rsplit('/', 1)[0]}/{name}"
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with fresh_database(tmp_path, "profiles") as url:
+        yield url
 
 
 @pytest.fixture
@@ -87,7 +49,7 @@ def settings(tmp_path: Path, database_url: str) -> ProfilesSettings:
         TSUNAGU_DATA_DIR=str(tmp_path),
         DATABASE_URL=database_url,
         NATS_URL=f"nats://127.0.0.1:{free_port()}",  # nothing listens: events wait in the outbox
-        TSUNAGU_TOKEN_SECRET=SECRET,
+        TSUNAGU_GATEWAY_JWKS=GATEWAY_JWKS,
     )
 
 
@@ -113,7 +75,7 @@ def auth(settings: ProfilesSettings) -> Auth:
 
     def headers(role: Role, sub: str | None = None, prefectures: list[str] | None = None) -> dict[str, str]:
         principal = Principal(sub=sub or f"{role.value}-user", role=role, prefectures=prefectures or [])
-        token = issue_token(principal, secret=settings.token_secret, audience="profiles")
+        token = service_token(principal, "profiles")
         return {"Authorization": f"Bearer {token}"}
 
     return headers
@@ -130,3 +92,43 @@ def outbox(engine: Engine, subject: str | None = None) -> list[EventEnvelope]:
 
 def field_names(response: Any) -> set[str]:
     return {field["field"] for field in response.json()["error"]["fields"]}
+
+
+# --- CSV import and export --------------------------------------------------------------------
+
+
+def csv_bytes(bodies: list[dict], encoding: str = "utf-8-sig", header: list[str] | None = None) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(header or EXPORT_HEADER)
+    for body in bodies:
+        writer.writerow(body_cells(body))
+    return out.getvalue().encode(encoding)
+
+
+def run(engine: Engine, settings: ProfilesSettings, data: bytes, **options) -> dict:
+    with Session(engine, expire_on_commit=False) as session:
+        report = import_experts(session, settings, io.BytesIO(data), **options)
+        session.commit()
+    return report.as_dict()
+
+
+def count(engine: Engine) -> int:
+    with Session(engine) as session:
+        return session.exec(select(func.count()).select_from(Expert)).one()
+
+
+def some_bodies(n: int = 3) -> list[dict]:
+    return [
+        expert_body(
+            registration_number=f"{300000 + index:06d}", name=f"取込 太郎{index}", contact_phone="+81-90-0000-0000"
+        )
+        for index in range(n)
+    ] + [factories.dx_body()]
+
+
+def create_listed(client: TestClient, auth: Auth, body: dict[str, Any], owner: str, **headers: str) -> Any:
+    """An entry of ``owner`` that is on the list at once: created by an admin for that account (an admin
+    vouches for what it enters, as the import does). An entry the expert creates waits for an admin's
+    verification (tests/profiles/test_verification.py)."""
+    return client.post("/experts", json=body | {"owner_user_id": owner}, headers=auth(Role.ADMIN) | headers)

@@ -18,10 +18,10 @@ from sqlmodel import Session
 from services.profiles.app import create_app
 from services.profiles.models import Expert
 from services.profiles.settings import ProfilesSettings
+from tests.profiles.conftest import Auth, create_listed, expert_body
 from tsunagu.auth import Role
 from tsunagu.events import EventEnvelope, Subjects
 from tsunagu.natsserver import NatsServer, free_port
-from tests.profiles.conftest import Auth, expert_body
 
 PHONE = "090-0000-5678"
 EMAIL = "hidden@example.jp"
@@ -36,7 +36,9 @@ def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
     server.stop()
 
 
-async def _read_events(url: str, expert_id: str, subjects: set[str], timeout: float) -> dict[str, list[tuple[EventEnvelope, str]]]:
+async def _read_events(
+    url: str, expert_id: str, subjects: set[str], timeout: float
+) -> dict[str, list[tuple[EventEnvelope, str]]]:
     """All events of one expert on the PROFILES stream until each wanted subject was seen (with its msg id)."""
     client = await nats.connect(url)
     found: dict[str, list[tuple[EventEnvelope, str]]] = {}
@@ -56,7 +58,9 @@ async def _read_events(url: str, expert_id: str, subjects: set[str], timeout: fl
     return found
 
 
-def read_events(url: str, expert_id: str, subjects: set[str], timeout: float = 20.0) -> dict[str, list[tuple[EventEnvelope, str]]]:
+def read_events(
+    url: str, expert_id: str, subjects: set[str], timeout: float = 20.0
+) -> dict[str, list[tuple[EventEnvelope, str]]]:
     found = asyncio.run(_read_events(url, expert_id, subjects, timeout))
     assert subjects <= set(found), f"missing on JetStream: {subjects - set(found)}"
     return found
@@ -72,14 +76,16 @@ def test_events_reach_jetstream_with_public_fields_only_and_status_reasons(
             assert time.monotonic() < deadline, "the service never connected to NATS"
             time.sleep(0.1)
         owner = auth(Role.EXPERT, "nats-expert")
-        body = expert_body(contact_phone=PHONE, contact_email=EMAIL, affiliation="非公開の所属", visibility={"affiliation": "private"})
-        created = client.post("/experts", json=body, headers=owner)
+        body = expert_body(
+            contact_phone=PHONE, contact_email=EMAIL, affiliation="非公開の所属", visibility={"affiliation": "private"}
+        )
+        created = create_listed(client, auth, body, "nats-expert")
         assert created.status_code == 201, created.text
         expert_id = created.json()["id"]
 
         events = read_events(nats_server.url, expert_id, {Subjects.EXPERT_UPSERTED, Subjects.EXPERT_PUBLISHED})
-        (features, features_msg_id), = events[Subjects.EXPERT_UPSERTED]
-        (published, published_msg_id), = events[Subjects.EXPERT_PUBLISHED]
+        ((features, features_msg_id),) = events[Subjects.EXPERT_UPSERTED]
+        ((published, published_msg_id),) = events[Subjects.EXPERT_PUBLISHED]
         assert features_msg_id == features.id and published_msg_id == published.id  # JetStream de-duplicates on it
         assert features.entity_version == published.entity_version == 1
         assert features.data["topics"] == {"ransomware": 3}
@@ -90,7 +96,7 @@ def test_events_reach_jetstream_with_public_fields_only_and_status_reasons(
         assert published.data["name"] == "山田 太郎" and published.data["registration_number"] == "012345"
 
         # The entry goes stale; the job deactivates it and says why, then one confirmation brings it back.
-        with Session(client.app.state.profiles.engine) as session:  # type: ignore[attr-defined]
+        with Session(client.app.state.runtime.engine) as session:  # type: ignore[attr-defined]
             expert = session.get(Expert, expert_id)
             assert expert is not None
             expert.last_confirmed_at = datetime.now(UTC) - timedelta(days=400)
@@ -100,8 +106,8 @@ def test_events_reach_jetstream_with_public_fields_only_and_status_reasons(
         assert client.post(f"/experts/{expert_id}/confirm-active", headers=owner).json()["active"] is True
 
         events = read_events(nats_server.url, expert_id, {Subjects.EXPERT_DEACTIVATED, Subjects.EXPERT_REACTIVATED})
-        (deactivated, _), = events[Subjects.EXPERT_DEACTIVATED]
-        (reactivated, _), = events[Subjects.EXPERT_REACTIVATED]
+        ((deactivated, _),) = events[Subjects.EXPERT_DEACTIVATED]
+        ((reactivated, _),) = events[Subjects.EXPERT_REACTIVATED]
         assert deactivated.data["reason_code"] == "confirmation_stale" and deactivated.entity_version == 2
         assert "確認" in deactivated.data["reason_ja"] and "confirmed" in deactivated.data["reason_en"].lower()
         assert reactivated.data["reason_code"] == "confirmed" and reactivated.entity_version == 3

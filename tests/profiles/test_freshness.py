@@ -13,14 +13,14 @@ from sqlmodel import Session
 from services.profiles.freshness import evaluate, run_freshness, run_freshness_job
 from services.profiles.models import Expert
 from services.profiles.settings import ProfilesSettings
+from tests.profiles.conftest import Auth, create_listed, expert_body, outbox
 from tsunagu.auth import Role
 from tsunagu.events import Subjects
-from tests.profiles.conftest import Auth, expert_body, outbox
 
 SETTINGS = ProfilesSettings(PROFILES_CONFIRMATION_MAX_AGE_DAYS=180, PROFILES_REMINDER_LEAD_DAYS=14)
 
 
-def entry(**fields) -> Expert:  # noqa: ANN003
+def entry(**fields) -> Expert:
     values = {
         "kind": "sekisupe",
         "name": "山田 太郎",
@@ -82,7 +82,9 @@ def test_confirmation_ages_reminder_then_stale() -> None:
 
 
 def test_dx_talent_only_needs_confirmation() -> None:
-    talent = entry(kind="dx_talent", registration_number=None, registration_date=None, renewal_deadline=None, training=None)
+    talent = entry(
+        kind="dx_talent", registration_number=None, registration_date=None, renewal_deadline=None, training=None
+    )
     assert evaluate(talent, date(2026, 11, 22), SETTINGS).problem is None
     assert evaluate(talent, date(2027, 6, 1), SETTINGS).problem.code == "confirmation_stale"  # type: ignore[union-attr]
 
@@ -100,8 +102,8 @@ def test_the_job_deactivates_reminds_once_and_confirmation_reactivates(
     client: TestClient, auth: Auth, engine: Engine, settings: ProfilesSettings
 ) -> None:
     owner = auth(Role.EXPERT, "stale-expert")
-    stale = client.post("/experts", json=expert_body(), headers=owner).json()
-    due_soon = client.post("/experts", json=expert_body(registration_number="222222"), headers=auth(Role.EXPERT, "soon")).json()
+    stale = create_listed(client, auth, expert_body(), "stale-expert").json()
+    due_soon = create_listed(client, auth, expert_body(registration_number="222222"), "soon").json()
     _backdate(engine, stale["id"], 200)
     _backdate(engine, due_soon["id"], 170)
     before = len(outbox(engine))
@@ -119,13 +121,18 @@ def test_the_job_deactivates_reminds_once_and_confirmation_reactivates(
     assert published[-1].data["active"] is False and published[-1].entity_version == 2
     reminders = outbox(engine, Subjects.EXPERT_CONFIRMATION_DUE)
     assert [e.subject_id for e in reminders if e.data["reason_code"] == "confirmation_due"] == [due_soon["id"]]
+    # The status events name the expert's account and name, so the reminder reaches them (issue 8).
+    due = next(e for e in reminders if e.data["reason_code"] == "confirmation_due")
+    assert due.data["owner_user_id"] == "soon" and due.data["expert_name"] == due_soon["name"]
+    assert deactivated[0].data["owner_user_id"] == "stale-expert"
     view = client.get(f"/experts/{stale['id']}", headers=owner).json()
     assert view["active"] is False and view["status"]["reason_code"] == "confirmation_stale"
     written = len(outbox(engine))
     assert written > before
 
     # A second run changes nothing and does not remind again.
-    again = run_freshness(engine, settings)
+    with Session(engine, expire_on_commit=False) as session:
+        again = run_freshness(session, settings)
     assert again["deactivated_total"] == 0 and again["reminders_total"] == 0
     assert len(outbox(engine)) == written
 
@@ -139,18 +146,18 @@ def test_the_job_deactivates_reminds_once_and_confirmation_reactivates(
 
 def test_confirmation_cannot_revive_an_expired_registration(client: TestClient, auth: Auth, engine: Engine) -> None:
     owner = auth(Role.EXPERT, "old-timer")
-    created = client.post(
-        "/experts", json=expert_body(registration_date="2017-04-01", renewal_deadline="2020-03-31"), headers=owner
+    created = create_listed(
+        client, auth, expert_body(registration_date="2017-04-01", renewal_deadline="2020-03-31"), "old-timer"
     ).json()
     assert created["active"] is False and created["status"]["reason_code"] == "registration_expired"
     assert outbox(engine, Subjects.EXPERT_DEACTIVATED)[0].data["reason_code"] == "registration_expired"
     response = client.post(f"/experts/{created['id']}/confirm-active", headers=owner).json()
     assert response["active"] is False and "掲載は停止中" in response["message_ja"]
-    # Renewing (a new deadline) brings it back, and says why.
+    # Renewing (a new deadline, regulated data: entered by the operator) brings it back, and says why.
     renewed = client.patch(
         f"/experts/{created['id']}",
         json={"renewal_deadline": "2029-03-31", "training": {"online": ["2026-06-01"], "practical": []}},
-        headers=owner,
+        headers=auth(Role.ADMIN),
     ).json()
     assert renewed["active"] is True
     assert outbox(engine, Subjects.EXPERT_REACTIVATED)[-1].data["reason_code"] == "requirements_met"
@@ -158,7 +165,9 @@ def test_confirmation_cannot_revive_an_expired_registration(client: TestClient, 
 
 def test_only_the_owner_or_an_admin_confirms(client: TestClient, auth: Auth) -> None:
     created = client.post("/experts", json=expert_body(), headers=auth(Role.EXPERT, "owner")).json()
-    assert client.post(f"/experts/{created['id']}/confirm-active", headers=auth(Role.EXPERT, "other")).status_code == 403
+    assert (
+        client.post(f"/experts/{created['id']}/confirm-active", headers=auth(Role.EXPERT, "other")).status_code == 403
+    )
     assert client.post(f"/experts/{created['id']}/confirm-active", headers=auth(Role.BROKER)).status_code == 403
     assert client.post(f"/experts/{created['id']}/confirm-active").status_code == 401
     assert client.post(f"/experts/{created['id']}/confirm-active", headers=auth(Role.ADMIN)).status_code == 200
@@ -169,7 +178,7 @@ def test_the_cli_function_runs_the_job(
     client: TestClient, auth: Auth, engine: Engine, settings: ProfilesSettings, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
-    created = client.post("/experts", json=expert_body(), headers=auth(Role.EXPERT, "cli")).json()
+    created = create_listed(client, auth, expert_body(), "cli").json()
     _backdate(engine, created["id"], 365)
     summary = run_freshness_job(settings)
     assert summary["deactivated"] == {"confirmation_stale": 1}

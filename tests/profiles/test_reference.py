@@ -53,5 +53,11 @@ def test_every_self_diagnosis_question_maps_to_a_known_topic() -> None:
 def test_topics_roles_and_stages() -> None:
     assert {topic.area for topic in topics().values()} == {"security", "dx"}
     assert {"ransomware", "incident_response", "management_guidance", "scs_3", "scs_4"} <= set(topics())
-    assert set(dss_roles()) == {"business_architect", "designer", "data_scientist", "software_engineer", "cybersecurity"}
+    assert set(dss_roles()) == {
+        "business_architect",
+        "designer",
+        "data_scientist",
+        "software_engineer",
+        "cybersecurity",
+    }
     assert sorted(digitalization_stages()) == [1, 2, 3, 4]

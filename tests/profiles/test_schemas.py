@@ -7,8 +7,10 @@ from datetime import date, timedelta
 import pytest
 from pydantic import ValidationError
 
-from services.profiles.schemas import ExpertCreate, ExpertIn, OrganizationCreate, normalize_tag
-from tests.profiles.conftest import dx_body, expert_body
+from services.profiles.schemas import ExpertCreate, ExpertIn, OrganizationCreate
+from tests.factories import dx_body
+from tests.profiles.conftest import expert_body
+from tsunagu.types import normalize_tag
 
 
 def errors_of(body: dict, model: type = ExpertIn) -> dict[str, str]:
@@ -62,7 +64,9 @@ def test_kana_names_and_contacts() -> None:
     assert "name_kana" in errors_of(expert_body(name_kana="山田"))
     assert "contact_email" in errors_of(expert_body(contact_email="not-an-address"))
     assert "contact_phone" in errors_of(expert_body(contact_phone="電話して"))
-    assert ExpertIn.model_validate(expert_body(contact_phone="０３－１２３４－５６７８")).contact_phone == "03-1234-5678"
+    assert (
+        ExpertIn.model_validate(expert_body(contact_phone="０３－１２３４－５６７８")).contact_phone == "03-1234-5678"
+    )
 
 
 def test_oversized_fields_are_refused() -> None:
@@ -77,7 +81,9 @@ def test_topics_services_and_visibility_must_be_known() -> None:
     assert "strengths.0.topic" in errors_of(expert_body(strengths=[{"topic": "no_such", "depth": 1}]))
     assert "strengths.0.depth" in errors_of(expert_body(strengths=[{"topic": "ransomware", "depth": 4}]))
     assert "strengths" in errors_of(expert_body(strengths=[{"topic": "ransomware", "depth": 1}] * 2))
-    expert = ExpertIn.model_validate(expert_body(services=["マネジメント指導", "incident_first_response", "SCS★3 対応"]))
+    expert = ExpertIn.model_validate(
+        expert_body(services=["マネジメント指導", "incident_first_response", "SCS★3 対応"])
+    )
     assert expert.services == ["management_guidance", "incident_first_response", "scs_3"]
     assert "services.0" in errors_of(expert_body(services=["占い"]))
     assert "visibility" in errors_of(expert_body(visibility={"registration_number": "private"}))
@@ -100,8 +106,19 @@ def test_the_two_kinds_have_their_own_fields() -> None:
 
 def test_owner_and_organisation_input() -> None:
     assert ExpertCreate.model_validate(expert_body(owner_user_id="")).owner_user_id is None
-    organization = OrganizationCreate.model_validate({"name": "株式会社テスト製作所", "prefecture": "愛知県", "industry": "製造業"})
+    organization = OrganizationCreate.model_validate(
+        {"name": "株式会社テスト製作所", "prefecture": "愛知県", "industry": "製造業"}
+    )
     assert organization.prefecture == "23"
-    errors = errors_of({"name": "", "prefecture": "火星", "digitalization_stage": 5, "employees": -1,
-                        "security_action": "three_star", "scs_target": "scs_5"}, OrganizationCreate)
+    errors = errors_of(
+        {
+            "name": "",
+            "prefecture": "火星",
+            "digitalization_stage": 5,
+            "employees": -1,
+            "security_action": "three_star",
+            "scs_target": "scs_5",
+        },
+        OrganizationCreate,
+    )
     assert {"name", "prefecture", "digitalization_stage", "employees", "security_action", "scs_target"} <= set(errors)

@@ -8,9 +8,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
+from tests.profiles.conftest import Auth, create_listed, expert_body, outbox
 from tsunagu.auth import Role
 from tsunagu.events import Subjects
-from tests.profiles.conftest import Auth, expert_body, outbox
 
 PHONE = "090-0000-1234"
 EMAIL = "yamada.private@example.jp"
@@ -28,7 +28,7 @@ def entry(client: TestClient, auth: Auth) -> dict:
         bio="ランサムウェア対策が得意です。",
         visibility={"affiliation": "brokers", "bio": "private"},
     )
-    response = client.post("/experts", json=body, headers=auth(Role.EXPERT, "owner"))
+    response = create_listed(client, auth, body, "owner")
     assert response.status_code == 201, response.text
     return response.json()
 
@@ -37,7 +37,9 @@ def _serialised(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
-def test_private_phone_and_email_are_seen_only_by_the_expert_and_admins(client: TestClient, auth: Auth, entry: dict) -> None:
+def test_private_phone_and_email_are_seen_only_by_the_expert_and_admins(
+    client: TestClient, auth: Auth, entry: dict
+) -> None:
     url = f"/experts/{entry['id']}"
     outsiders = {
         "anonymous": {},
@@ -54,7 +56,11 @@ def test_private_phone_and_email_are_seen_only_by_the_expert_and_admins(client: 
         # The mandatory registration data is always there.
         assert view["registration_number"] == "012345" and view["name"] == "山田 太郎", who
         assert view["registration_date"] == "2024-04-01" and "training" in view, who
-    for who, headers in {"owner": auth(Role.EXPERT, "owner"), "admin": auth(Role.ADMIN), "service": auth(Role.SERVICE)}.items():
+    for who, headers in {
+        "owner": auth(Role.EXPERT, "owner"),
+        "admin": auth(Role.ADMIN),
+        "service": auth(Role.SERVICE),
+    }.items():
         view = client.get(url, headers=headers).json()
         assert view["contact_phone"] == PHONE and view["contact_email"] == EMAIL, who
         assert view["bio"] and view["visibility"]["bio"] == "private", who
@@ -68,7 +74,11 @@ def test_brokers_see_brokers_only_fields_and_the_public_does_not(client: TestCli
     for hidden in ("affiliation", "fee_min_yen", "fee_max_yen", "capacity", "bio", "status"):
         assert hidden not in public, hidden
     assert public["skills"] == ["aws"] and public["prefectures"] == ["13"] and public["active"] is True
-    assert broker["affiliation"] == "株式会社テストセキュリティ" and broker["fee_min_yen"] == 10000 and broker["capacity"] == 3
+    assert (
+        broker["affiliation"] == "株式会社テストセキュリティ"
+        and broker["fee_min_yen"] == 10000
+        and broker["capacity"] == 3
+    )
     assert "bio" not in broker and "status" in broker
     listed = client.get("/experts", headers=auth(Role.BROKER, "broker-1")).json()["items"][0]
     assert "bio" not in listed and "contact_email" not in listed and listed["affiliation"]
@@ -87,10 +97,14 @@ def test_the_published_event_carries_public_fields_only(entry: dict, engine: Eng
     assert features.data["fee_min_yen"] == 10000  # a matching feature, even though not public
 
 
-def test_making_a_field_public_or_private_changes_every_view(client: TestClient, auth: Auth, entry: dict, engine: Engine) -> None:
+def test_making_a_field_public_or_private_changes_every_view(
+    client: TestClient, auth: Auth, entry: dict, engine: Engine
+) -> None:
     owner = auth(Role.EXPERT, "owner")
     url = f"/experts/{entry['id']}"
-    response = client.put(f"{url}/visibility", json={"visibility": {"contact_email": "public", "skills": "private"}}, headers=owner)
+    response = client.put(
+        f"{url}/visibility", json={"visibility": {"contact_email": "public", "skills": "private"}}, headers=owner
+    )
     assert response.status_code == 200, response.text
     # PUT replaces the settings: affiliation and bio return to their defaults (public).
     assert response.json()["visibility"]["affiliation"] == "public" and response.json()["visibility"]["bio"] == "public"
@@ -115,7 +129,9 @@ def test_a_filter_cannot_reveal_a_private_field(client: TestClient, auth: Auth, 
     owner = auth(Role.EXPERT, "owner")
     broker = auth(Role.BROKER, "broker-1")
     assert client.get("/experts", params={"skill": "aws"}, headers=broker).json()["total"] == 1
-    client.patch(f"/experts/{entry['id']}", json={"visibility": {"skills": "private", "prefectures": "private"}}, headers=owner)
+    client.patch(
+        f"/experts/{entry['id']}", json={"visibility": {"skills": "private", "prefectures": "private"}}, headers=owner
+    )
     assert client.get("/experts", params={"skill": "aws"}, headers=broker).json()["total"] == 0
     assert client.get("/experts", params={"prefecture": "13"}, headers=broker).json()["total"] == 0
     assert client.get("/experts", params={"skill": "aws"}, headers=auth(Role.ADMIN)).json()["total"] == 1

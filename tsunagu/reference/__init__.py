@@ -17,45 +17,94 @@ from importlib import resources
 # Written once per pair; both directions are derived, so neighbours are symmetric by construction.
 NEIGHBOUR_PAIRS: tuple[tuple[str, str], ...] = (
     ("01", "02"),
-    ("02", "03"), ("02", "05"),
-    ("03", "04"), ("03", "05"),
-    ("04", "05"), ("04", "06"), ("04", "07"),
+    ("02", "03"),
+    ("02", "05"),
+    ("03", "04"),
+    ("03", "05"),
+    ("04", "05"),
+    ("04", "06"),
+    ("04", "07"),
     ("05", "06"),
-    ("06", "07"), ("06", "15"),
-    ("07", "08"), ("07", "09"), ("07", "10"), ("07", "15"),
-    ("08", "09"), ("08", "11"), ("08", "12"),
-    ("09", "10"), ("09", "11"),
-    ("10", "11"), ("10", "15"), ("10", "20"),
-    ("11", "12"), ("11", "13"), ("11", "19"), ("11", "20"),
+    ("06", "07"),
+    ("06", "15"),
+    ("07", "08"),
+    ("07", "09"),
+    ("07", "10"),
+    ("07", "15"),
+    ("08", "09"),
+    ("08", "11"),
+    ("08", "12"),
+    ("09", "10"),
+    ("09", "11"),
+    ("10", "11"),
+    ("10", "15"),
+    ("10", "20"),
+    ("11", "12"),
+    ("11", "13"),
+    ("11", "19"),
+    ("11", "20"),
     ("12", "13"),
-    ("13", "14"), ("13", "19"),
-    ("14", "19"), ("14", "22"),
-    ("15", "16"), ("15", "20"),
-    ("16", "17"), ("16", "20"), ("16", "21"),
-    ("17", "18"), ("17", "21"),
-    ("18", "21"), ("18", "25"), ("18", "26"),
-    ("19", "20"), ("19", "22"),
-    ("20", "21"), ("20", "22"), ("20", "23"),
-    ("21", "23"), ("21", "24"), ("21", "25"),
+    ("13", "14"),
+    ("13", "19"),
+    ("14", "19"),
+    ("14", "22"),
+    ("15", "16"),
+    ("15", "20"),
+    ("16", "17"),
+    ("16", "20"),
+    ("16", "21"),
+    ("17", "18"),
+    ("17", "21"),
+    ("18", "21"),
+    ("18", "25"),
+    ("18", "26"),
+    ("19", "20"),
+    ("19", "22"),
+    ("20", "21"),
+    ("20", "22"),
+    ("20", "23"),
+    ("21", "23"),
+    ("21", "24"),
+    ("21", "25"),
     ("22", "23"),
     ("23", "24"),
-    ("24", "25"), ("24", "26"), ("24", "29"), ("24", "30"),
+    ("24", "25"),
+    ("24", "26"),
+    ("24", "29"),
+    ("24", "30"),
     ("25", "26"),
-    ("26", "27"), ("26", "28"), ("26", "29"),
-    ("27", "28"), ("27", "29"), ("27", "30"),
-    ("28", "31"), ("28", "33"), ("28", "36"),
+    ("26", "27"),
+    ("26", "28"),
+    ("26", "29"),
+    ("27", "28"),
+    ("27", "29"),
+    ("27", "30"),
+    ("28", "31"),
+    ("28", "33"),
+    ("28", "36"),
     ("29", "30"),
-    ("31", "32"), ("31", "33"), ("31", "34"),
-    ("32", "34"), ("32", "35"),
-    ("33", "34"), ("33", "37"),
-    ("34", "35"), ("34", "38"),
+    ("31", "32"),
+    ("31", "33"),
+    ("31", "34"),
+    ("32", "34"),
+    ("32", "35"),
+    ("33", "34"),
+    ("33", "37"),
+    ("34", "35"),
+    ("34", "38"),
     ("35", "40"),
-    ("36", "37"), ("36", "38"), ("36", "39"),
+    ("36", "37"),
+    ("36", "38"),
+    ("36", "39"),
     ("37", "38"),
     ("38", "39"),
-    ("40", "41"), ("40", "43"), ("40", "44"),
+    ("40", "41"),
+    ("40", "43"),
+    ("40", "44"),
     ("41", "42"),
-    ("43", "44"), ("43", "45"), ("43", "46"),
+    ("43", "44"),
+    ("43", "45"),
+    ("43", "46"),
     ("44", "45"),
     ("45", "46"),
 )
@@ -174,3 +223,64 @@ def self_diagnosis_questions() -> dict[int, SelfDiagnosisQuestion]:
         int(row["no"]): SelfDiagnosisQuestion(int(row["no"]), row["group"], row["question"], row["topic"])
         for row in _rows("self_diagnosis_25.csv")
     }
+
+
+# --- METI regions and place names as words (issue 12: search) ----------------------------------------------
+
+# The METI regional bureau (経済産業局; Okinawa: 沖縄総合事務局) of each prefecture, as a stable id.
+_REGION_IDS: dict[str, tuple[str, str]] = {
+    "北海道経済産業局": ("hokkaido", "Hokkaido"),
+    "東北経済産業局": ("tohoku", "Tohoku"),
+    "関東経済産業局": ("kanto", "Kanto"),
+    "中部経済産業局": ("chubu", "Chubu"),
+    "近畿経済産業局": ("kinki", "Kinki"),
+    "中国経済産業局": ("chugoku", "Chugoku"),
+    "四国経済産業局": ("shikoku", "Shikoku"),
+    "九州経済産業局": ("kyushu", "Kyushu"),
+    "沖縄総合事務局": ("okinawa", "Okinawa"),
+}
+
+
+@dataclass(frozen=True)
+class Region:
+    id: str
+    label_ja: str  # the bureau's name
+    label_en: str
+    prefectures: tuple[str, ...]
+
+
+@cache
+def regions() -> dict[str, Region]:
+    """The METI regions by id ("kanto"...), each with its prefectures."""
+    out: dict[str, Region] = {}
+    for bureau, (region_id, label_en) in _REGION_IDS.items():
+        codes = tuple(code for code, p in prefectures().items() if p.bureau == bureau)
+        out[region_id] = Region(region_id, bureau, label_en, codes)
+    return out
+
+
+@cache
+def _region_by_prefecture() -> dict[str, str]:
+    return {code: region.id for region in regions().values() for code in region.prefectures}
+
+
+def region_of(prefecture: str) -> str | None:
+    """The METI region id of a prefecture code ("13" -> "kanto"), None for an unknown code."""
+    return _region_by_prefecture().get(prefecture)
+
+
+@cache
+def place_words() -> dict[str, str]:
+    """Every word that names a prefecture as a place -> its code: the name (東京都), the short form (東京)
+    and the English name in lower case (tokyo); never a number (a term "13" is text, not Tokyo)."""
+    words: dict[str, str] = {}
+    for code, prefecture in prefectures().items():
+        for word in (prefecture.name, prefecture.short_name, prefecture.name_en.lower()):
+            words[word] = code
+    return words
+
+
+def place_prefecture(word: str) -> str | None:
+    """The one rule for "a place name typed as a word": the prefecture code ``word`` names (see
+    place_words), or None. The search service matches such a word to the experts who serve there."""
+    return place_words().get(word.strip().lower())

@@ -1,50 +1,105 @@
-"""HTTP routes for SME requests and their rankings (thin: validation in schemas, rules in service)."""
+"""HTTP routes for SME requests, their rankings, proposals and history (thin: validation in schemas, rules
+in service; the route commits, which also wakes the outbox relay)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Query
 
 from services.matching import service
-from services.matching.schemas import Page, RankingRead, RequestCreate, RequestRead
-from tsunagu.auth import Principal, require_authenticated
-from tsunagu.db import session_scope
+from services.matching.deps import SettingsDep
+from services.matching.lifecycle import ProposalState
+from services.matching.schemas import (
+    ProposalCreate,
+    ProposalRead,
+    RankingRead,
+    ReasonBody,
+    RequestCreate,
+    RequestPatch,
+    RequestRead,
+    TransitionRead,
+)
+from tsunagu.deps import PageDep, SessionDep, SmeDep, UserDep
+from tsunagu.pagination import Page
+
+router = APIRouter(prefix="/requests", tags=["requests"])
 
 
-def build_router(principal_dependency) -> APIRouter:  # noqa: ANN001
-    router = APIRouter(prefix="/requests", tags=["requests"])
+@router.post("", status_code=201)
+def submit(body: RequestCreate, session: SessionDep, caller: SmeDep) -> RequestRead:
+    created = service.submit_request(session, caller, body)
+    session.commit()
+    return service.to_read(created)
 
-    def caller(principal: Principal = Depends(principal_dependency)) -> Principal:
-        return require_authenticated(principal)
 
-    @router.post("", status_code=201, response_model=RequestRead)
-    def submit(body: RequestCreate, http: Request, principal: Principal = Depends(caller)) -> RequestRead:
-        runtime = http.app.state.runtime
-        with session_scope(runtime.engine) as session:
-            created = service.submit_request(session, principal, body)
-            result = service.to_read(created)
-        runtime.events_written()
-        return result
+@router.get("")
+def list_requests(
+    session: SessionDep,
+    caller: UserDep,
+    page: PageDep,
+    status: Annotated[str | None, Query(max_length=20)] = None,
+) -> Page[RequestRead]:
+    rows, total = service.list_visible_requests(session, caller, status=status, page=page)
+    return Page(items=[service.to_read(row) for row in rows], total=total, limit=page.limit, offset=page.offset)
 
-    @router.get("", response_model=Page)
-    def list_requests(
-        http: Request,
-        principal: Principal = Depends(caller),
-        status: str | None = Query(default=None, max_length=20),
-        limit: int = Query(default=20, ge=1, le=100),
-        offset: int = Query(default=0, ge=0, le=100_000),
-    ) -> Page:
-        with session_scope(http.app.state.runtime.engine) as session:
-            rows, total = service.list_visible_requests(session, principal, status=status, limit=limit, offset=offset)
-            return Page(items=[service.to_read(row) for row in rows], total=total, limit=limit, offset=offset)
 
-    @router.get("/{request_id}", response_model=RequestRead)
-    def read(request_id: str, http: Request, principal: Principal = Depends(caller)) -> RequestRead:
-        with session_scope(http.app.state.runtime.engine) as session:
-            return service.to_read(service.readable_request(session, principal, request_id))
+@router.get("/{request_id}")
+def read(request_id: str, session: SessionDep, caller: UserDep) -> RequestRead:
+    return service.to_read(service.readable_request(session, caller, request_id))
 
-    @router.get("/{request_id}/ranking", response_model=RankingRead)
-    def ranking(request_id: str, http: Request, principal: Principal = Depends(caller)) -> RankingRead:
-        with session_scope(http.app.state.runtime.engine) as session:
-            return service.ranking_view(session, principal, request_id)
 
-    return router
+@router.get("/{request_id}/ranking")
+def ranking(request_id: str, session: SessionDep, caller: UserDep) -> RankingRead:
+    return service.ranking_view(session, caller, request_id)
+
+
+@router.patch("/{request_id}")
+def edit(request_id: str, body: RequestPatch, session: SessionDep, caller: UserDep) -> RequestRead:
+    """Edit a draft or open request; an open one is ranked again."""
+    request = service.edit_request(session, caller, request_id, body)
+    session.commit()
+    return service.to_read(request)
+
+
+@router.post("/{request_id}/submit")
+def submit_draft(request_id: str, session: SessionDep, caller: UserDep) -> RequestRead:
+    request = service.submit_draft(session, caller, request_id)
+    session.commit()
+    return service.to_read(request)
+
+
+@router.post("/{request_id}/cancel")
+def cancel(request_id: str, body: ReasonBody, session: SessionDep, caller: UserDep) -> RequestRead:
+    request = service.cancel_request(session, caller, request_id, body.reason)
+    session.commit()
+    return service.to_read(request)
+
+
+@router.get("/{request_id}/history")
+def history(request_id: str, session: SessionDep, caller: UserDep) -> list[TransitionRead]:
+    return service.history(session, caller, request_id)
+
+
+@router.get("/{request_id}/proposals")
+def proposals(
+    request_id: str,
+    session: SessionDep,
+    caller: UserDep,
+    page: PageDep,
+    state: Annotated[ProposalState | None, Query()] = None,
+) -> Page[ProposalRead]:
+    rows, total = service.list_visible_proposals(session, caller, state=state, page=page, request_id=request_id)
+    return Page(
+        items=[service.proposal_read(session, row) for row in rows], total=total, limit=page.limit, offset=page.offset
+    )
+
+
+@router.post("/{request_id}/proposals", status_code=201)
+def propose(
+    request_id: str, body: ProposalCreate, session: SessionDep, caller: UserDep, settings: SettingsDep
+) -> ProposalRead:
+    """A broker covering the request's prefecture proposes an eligible expert."""
+    proposal = service.propose(session, caller, request_id, body, settings)
+    session.commit()
+    return service.proposal_read(session, proposal)

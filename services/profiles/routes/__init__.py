@@ -1,1 +1,2 @@
-"""HTTP routes of the profiles service: thin, they read the request and call service.ProfilesService."""
+"""HTTP routes of the profiles service: module-level routers, thin. Each route takes what it needs in its
+signature (session, caller, settings), calls service.py, and commits."""

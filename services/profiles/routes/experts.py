@@ -1,92 +1,147 @@
-"""/experts: the active list (the gateway forwards /api/v1/experts/** here unchanged)."""
+"""/experts: the active list (the gateway forwards /api/v1/experts/** here unchanged).
+
+A profile view leaves out what the caller may not see: ``response_model_exclude_unset`` keeps hidden
+fields absent from the JSON (not null)."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Body, Depends, Query
+from fastapi import APIRouter, Body, Query
 
-from tsunagu.auth import Principal
-from tsunagu.errors import invalid_field
-from tsunagu.reference import prefecture_code, topics
-
+from services.profiles import service
 from services.profiles.repository import ExpertFilter
-from services.profiles.schemas import ExpertCreate, VisibilityUpdate, normalize_tag
-from services.profiles.service import ProfilesService, stale_cutoff
+from services.profiles.schemas import (
+    CorrectionCreate,
+    CorrectionRead,
+    ExpertCreate,
+    ExpertPatch,
+    ExpertView,
+    Verification,
+    VisibilityUpdate,
+)
+from services.profiles.service import ProfilesSettingsDep
+from tsunagu.deps import CallerDep, PageDep, SessionDep, UserDep
+from tsunagu.errors import invalid_field
+from tsunagu.pagination import Page
+from tsunagu.reference import prefecture_code, topics
+from tsunagu.types import normalize_tag
+
+router = APIRouter(prefix="/experts", tags=["experts"])
 
 
-def build_router(service: ProfilesService, principal_dependency) -> APIRouter:  # noqa: ANN001
-    router = APIRouter(prefix="/experts", tags=["experts"])
-    Caller = Depends(principal_dependency)
+@router.post("", status_code=201, response_model=ExpertView, response_model_exclude_unset=True)
+def create_expert(
+    body: ExpertCreate, session: SessionDep, settings: ProfilesSettingsDep, caller: CallerDep
+) -> ExpertView:
+    """An expert creates its own entry (one per user), pending until an admin verifies it; admins and the
+    system create any (verified). A registration number another entry holds: 409, and a contested claim for
+    the admin."""
+    try:
+        view = service.create_expert(session, settings, caller, body)
+    except service.ClaimFiled:
+        session.commit()  # the claim is kept for the admin; nothing else was written
+        raise
+    session.commit()
+    return view
 
-    @router.post("", status_code=201)
-    def create_expert(body: ExpertCreate, principal: Principal = Caller) -> dict[str, Any]:
-        """An expert creates its own entry (one per user); admins and the system create any."""
-        return service.create_expert(principal, body)
 
-    @router.get("")
-    def list_experts(
-        principal: Principal = Caller,
-        kind: Literal["sekisupe", "dx_talent"] | None = None,
-        active: bool | None = None,
-        prefecture: str | None = Query(default=None, max_length=20),
-        topic: str | None = Query(default=None, max_length=100),
-        skill: str | None = Query(default=None, max_length=50),
-        service_id: str | None = Query(default=None, alias="service", max_length=100),
-        status_reason: str | None = Query(default=None, max_length=40),
-        stale_days: int | None = Query(default=None, ge=1, le=3650, description="最終確認がこの日数より前"),
-        name: str | None = Query(default=None, max_length=100),
-        limit: int = Query(default=50, ge=1, le=200),
-        offset: int = Query(default=0, ge=0, le=1_000_000),
-    ) -> dict[str, Any]:
-        """Brokers (支援機関) and admins: a filtered, paginated list, each entry in the caller's view."""
-        code = None
-        if prefecture is not None:
-            code = prefecture_code(prefecture)
-            if code is None:
-                raise invalid_field("prefecture", f"都道府県「{prefecture}」が見つかりません", f"Unknown prefecture: {prefecture}")
-        if topic is not None and topic not in topics():
-            raise invalid_field("topic", f"分野「{topic}」は分野一覧にありません", f"Unknown topic: {topic}")
-        where = ExpertFilter(
-            kind=kind,
-            active=active,
-            prefecture=code,
-            topic=topic,
-            skill=normalize_tag(skill) if skill else None,
-            service=service_id,
-            status_reason=status_reason,
-            confirmed_before=stale_cutoff(stale_days) if stale_days else None,
-            name=name,
-        )
-        page = service.list_experts(principal, where, limit=limit, offset=offset)
-        return {"items": page.items, "total": page.total, "limit": page.limit, "offset": page.offset}
+@router.get("", response_model=Page[ExpertView], response_model_exclude_unset=True)
+def list_experts(
+    session: SessionDep,
+    settings: ProfilesSettingsDep,
+    caller: CallerDep,
+    kind: Literal["sekisupe", "dx_talent"] | None = None,
+    active: bool | None = None,
+    prefecture: Annotated[str | None, Query(max_length=20)] = None,
+    topic: Annotated[str | None, Query(max_length=100)] = None,
+    skill: Annotated[str | None, Query(max_length=50)] = None,
+    service_id: Annotated[str | None, Query(alias="service", max_length=100)] = None,
+    status_reason: Annotated[str | None, Query(max_length=40)] = None,
+    stale_days: Annotated[int | None, Query(ge=1, le=3650, description="最終確認がこの日数より前")] = None,
+    name: Annotated[str | None, Query(max_length=100)] = None,
+    verification: Annotated[Verification | None, Query(description="admins: pending / rejected entries")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> Page[ExpertView]:
+    """Brokers (支援機関) and admins: a filtered, paginated list, each entry in the caller's view."""
+    code = None
+    if prefecture is not None:
+        code = prefecture_code(prefecture)
+        if code is None:
+            raise invalid_field(
+                "prefecture", f"都道府県「{prefecture}」が見つかりません", f"Unknown prefecture: {prefecture}"
+            )
+    if topic is not None and topic not in topics():
+        raise invalid_field("topic", f"分野「{topic}」は分野一覧にありません", f"Unknown topic: {topic}")
+    where = ExpertFilter(
+        kind=kind,
+        active=active,
+        prefecture=code,
+        topic=topic,
+        skill=normalize_tag(skill) if skill else None,
+        service=service_id,
+        status_reason=status_reason,
+        confirmed_before=service.stale_cutoff(stale_days) if stale_days else None,
+        name=name,
+        verification=verification,
+    )
+    return service.list_experts(session, settings, caller, where, limit=limit, offset=offset)
 
-    @router.get("/me")
-    def my_expert(principal: Principal = Caller) -> dict[str, Any]:
-        return service.my_expert(principal)
 
-    @router.get("/{expert_id}")
-    def get_expert(expert_id: str, principal: Principal = Caller) -> dict[str, Any]:
-        """Anyone: the fields the entry's visibility settings allow for the caller's role."""
-        return service.get_expert(principal, expert_id)
+@router.get("/me", response_model=ExpertView, response_model_exclude_unset=True)
+def my_expert(session: SessionDep, settings: ProfilesSettingsDep, caller: UserDep) -> ExpertView:
+    return service.my_expert(session, settings, caller)
 
-    @router.patch("/{expert_id}")
-    def update_expert(
-        expert_id: str,
-        patch: dict[str, Any] = Body(..., examples=[{"skills": ["AWS", "Azure"], "visibility": {"fee": "public"}}]),
-        principal: Principal = Caller,
-    ) -> dict[str, Any]:
-        """Partial update by the expert or an admin; ``visibility`` here merges with the current settings."""
-        return service.update_expert(principal, expert_id, patch)
 
-    @router.put("/{expert_id}/visibility")
-    def set_visibility(expert_id: str, body: VisibilityUpdate, principal: Principal = Caller) -> dict[str, Any]:
-        """Replace all visibility settings (a field left out returns to its default)."""
-        return service.set_visibility(principal, expert_id, body)
+@router.get("/{expert_id}", response_model=ExpertView, response_model_exclude_unset=True)
+def get_expert(expert_id: str, session: SessionDep, settings: ProfilesSettingsDep, caller: CallerDep) -> ExpertView:
+    """Anyone: the fields the entry's visibility settings allow for the caller's role."""
+    return service.get_expert(session, settings, caller, expert_id)
 
-    @router.post("/{expert_id}/confirm-active")
-    def confirm_active(expert_id: str, principal: Principal = Caller) -> dict[str, Any]:
-        """「活動中」の確認 in one action."""
-        return service.confirm_active(principal, expert_id)
 
-    return router
+@router.patch("/{expert_id}", response_model=ExpertView, response_model_exclude_unset=True)
+def update_expert(
+    expert_id: str,
+    patch: Annotated[ExpertPatch, Body(examples=[{"skills": ["AWS", "Azure"], "visibility": {"fee": "public"}}])],
+    session: SessionDep,
+    settings: ProfilesSettingsDep,
+    caller: UserDep,
+) -> ExpertView:
+    """Partial update by the expert or an admin; ``visibility`` here merges with the current settings."""
+    view = service.update_expert(session, settings, caller, expert_id, patch)
+    session.commit()
+    return view
+
+
+@router.put("/{expert_id}/visibility", response_model=ExpertView, response_model_exclude_unset=True)
+def set_visibility(
+    expert_id: str, body: VisibilityUpdate, session: SessionDep, settings: ProfilesSettingsDep, caller: UserDep
+) -> ExpertView:
+    """Replace all visibility settings (a field left out returns to its default)."""
+    view = service.set_visibility(session, settings, caller, expert_id, body)
+    session.commit()
+    return view
+
+
+@router.post("/{expert_id}/confirm-active", response_model=ExpertView, response_model_exclude_unset=True)
+def confirm_active(expert_id: str, session: SessionDep, settings: ProfilesSettingsDep, caller: UserDep) -> ExpertView:
+    """「活動中」の確認 in one action."""
+    view = service.confirm_active(session, settings, caller, expert_id)
+    session.commit()
+    return view
+
+
+@router.post("/{expert_id}/corrections", status_code=201, response_model=CorrectionRead)
+def file_correction(expert_id: str, body: CorrectionCreate, session: SessionDep, caller: UserDep) -> CorrectionRead:
+    """The owner asks the operator to correct regulated data (registration number, registration date,
+    renewal deadline, training record), which the expert may not change themselves."""
+    correction = service.file_correction(session, caller, expert_id, body)
+    session.commit()
+    return correction
+
+
+@router.get("/{expert_id}/corrections", response_model=Page[CorrectionRead])
+def list_corrections(expert_id: str, session: SessionDep, caller: UserDep, page: PageDep) -> Page[CorrectionRead]:
+    """The owner's (and admins') correction requests of the entry, oldest first."""
+    return service.expert_corrections(session, caller, expert_id, limit=page.limit, offset=page.offset)

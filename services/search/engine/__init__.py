@@ -18,11 +18,31 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .base import MAX_LIMIT, SearchEngine, SearchQuery, SearchResult
+from .base import MAX_LIMIT, SORTS, SearchEngine, SearchQuery, SearchResult, Suggestion
+from .embedded import EmbeddedSearchEngine
+from .meili import MeilisearchEngine
+from .spec import EXPERTS, FACETS, PROJECTS, REQUESTS, SPECS, SUGGEST_KINDS, IndexSpec
 
-__all__ = ["MAX_LIMIT", "SearchEngine", "SearchQuery", "SearchResult", "make_engine", "BACKENDS"]
+__all__ = [
+    "BACKENDS",
+    "EXPERTS",
+    "FACETS",
+    "INDEXES",
+    "MAX_LIMIT",
+    "PROJECTS",
+    "REQUESTS",
+    "SORTS",
+    "SUGGEST_KINDS",
+    "IndexSpec",
+    "SearchEngine",
+    "SearchQuery",
+    "SearchResult",
+    "Suggestion",
+    "make_engine",
+]
 
 BACKENDS = ("embedded", "meilisearch")
+INDEXES = tuple(SPECS)  # experts, requests, projects
 
 
 def make_engine(
@@ -31,19 +51,21 @@ def make_engine(
     data_dir: Path | str,
     meili_url: str | None = None,
     meili_key: str | None = None,
-    meili_index: str = "experts",
+    meili_index: str | None = None,
+    index: str = "experts",
 ) -> SearchEngine:
-    """Build the configured engine (not yet set up: call ``setup()``)."""
+    """Build the configured engine of one index (experts, requests or projects; not yet set up: call
+    ``setup()``). ``meili_index``: the Meilisearch index uid (default: the index's name)."""
     backend = (backend or "embedded").strip().lower()
+    spec = SPECS.get(index)
+    if spec is None:
+        raise ValueError(f"unknown search index {index!r}; expected one of {', '.join(SPECS)}")
     if backend == "embedded":
-        from .embedded import EmbeddedSearchEngine
-
         # Not "search.sqlite3": that file is the search service's own database (tsunagu.settings).
-        return EmbeddedSearchEngine(Path(data_dir) / "search-index.sqlite3")
+        name = "search-index.sqlite3" if index == "experts" else f"search-index-{index}.sqlite3"
+        return EmbeddedSearchEngine(Path(data_dir) / name, spec)
     if backend == "meilisearch":
         if not meili_url:
             raise ValueError("the meilisearch search backend needs a URL (set MEILI_URL)")
-        from .meili import MeilisearchEngine
-
-        return MeilisearchEngine(meili_url, meili_key or None, index=meili_index)
+        return MeilisearchEngine(meili_url, meili_key or None, index=meili_index or index, spec=spec)
     raise ValueError(f"unknown search backend {backend!r}; expected one of {', '.join(BACKENDS)}")

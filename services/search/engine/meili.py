@@ -16,11 +16,23 @@ spelled as 4 ASCII letters so that Meilisearch's tokenizer keeps each bigram as 
 
 Those ``idx_*`` fields are removed from every document handed back. Writes wait for their task, so a read
 after upsert/delete sees the change (the contract tests rely on it).
+
+Issue 12: the keywords of spec.keywords (facets, place words, the Latin vocabulary, suggestions) are
+``kw_<name>`` arrays, all filterable: a plan's conditions become ``(kw_a IN [...] OR kw_b IN [...])``
+filters, facet counts come from ``facetDistribution``, and the vocabulary and the suggestions from the
+facet distribution of ``kw_latin`` / ``kw_sugg`` (read at most every 5 seconds, and after each write of
+this process). Typo tolerance stays off in Meilisearch itself: it would fuzz our bigram words; the typo
+rule is the engine-neutral one of base.SearchEngine.plan (rapidfuzz over the vocabulary). The settings are
+declared in code and applied by setup() before any document arrives; ``localizedAttributes`` marks the
+Japanese display fields as ``jpn``. A failed or timed-out task is retried (tenacity, with back-off) and each
+failure is logged and counted (``failed_tasks``).
 """
 
 from __future__ import annotations
 
+import bisect
 import json
+import logging
 import re
 import threading
 from typing import Any
@@ -30,18 +42,45 @@ from meilisearch.errors import (
     MeilisearchApiError,
     MeilisearchCommunicationError,
     MeilisearchError,
+    MeilisearchTimeoutError,
 )
+from tenacity import Retrying, before_sleep_log, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from . import spec as specs
 from . import text
-from .base import SearchEngine, SearchQuery, SearchResult, validate_docs
+from .base import Plan, SearchEngine, SearchQuery, SearchResult, _Cached, validate_docs
+
+log = logging.getLogger(__name__)
 
 _IDX = "idx_"
+_KW = "kw_"
 _SEARCHABLE = [f"{_IDX}{group}" for group in text.FIELD_GROUPS]  # idx_name, idx_tags, idx_org, idx_bio
-_FILTERABLE = ["prefectures", "topics", "kind", "remote", "onsite", "active", "id", f"{_IDX}chars"]
+_KEYWORDS = [*specs.FACETS, "_mention", "_latin", "_sugg"]
+_FILTERABLE = [
+    "prefectures",
+    "topics",
+    "kind",
+    "remote",
+    "onsite",
+    "active",
+    "id",
+    f"{_IDX}chars",
+    *(f"{_KW}{k.lstrip('_')}" for k in _KEYWORDS),
+]
 _SORTABLE = [f"{_IDX}updated", "updated_at", "id"]
-# Relevance first, then our sort (updated_at desc, id); typo is a no-op with typo tolerance off.
-_RANKING = ["words", "typo", "proximity", "attribute", "exactness", "sort"]
-_SORT = [f"{_IDX}updated:desc", "id:asc"]
+# Every hit matches every term (matchingStrategy "all"), so "words" ties them all; then the sort parameter
+# when the caller asked for newest/oldest (without one, Meilisearch skips the rule), then relevance, then
+# the custom rule: newest first among equals. Typo is a no-op with typo tolerance off.
+_RANKING = ["words", "sort", "typo", "proximity", "attribute", "exactness", f"{_IDX}updated:desc"]
+_SORTS = {
+    "newest": [f"{_IDX}updated:desc", "id:asc"],
+    "oldest": [f"{_IDX}updated:asc", "id:asc"],  # documents without the field come last either way
+}
+# Japanese display fields (not searched themselves: the idx_* streams are), declared as such.
+_JAPANESE_FIELDS = sorted({f for s in specs.SPECS.values() for f in s.searched_fields})
+# Values per facet in a distribution: every vocabulary word and suggestion must come back.
+_MAX_FACET_VALUES = 100_000
+_TASK_ATTEMPTS = 4
 # Documents per add request: keeps requests well under Meilisearch's default 100 MB payload limit.
 _BATCH = 1000
 # Meilisearch's own id rule: letters, digits, hyphens and underscores, at most 511 bytes.
@@ -60,7 +99,15 @@ def _in_list(values: tuple[str, ...]) -> str:
 
 
 def _public(doc: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in doc.items() if not k.startswith(_IDX)}
+    return {k: v for k, v in doc.items() if not k.startswith((_IDX, _KW))}
+
+
+def _kw(field: str) -> str:
+    return _KW + field.lstrip("_")
+
+
+class MeilisearchTaskError(MeilisearchError):
+    """A task that did not succeed (retried before it is raised)."""
 
 
 class MeilisearchEngine(SearchEngine):
@@ -72,11 +119,16 @@ class MeilisearchEngine(SearchEngine):
         api_key: str | None = None,
         index: str = "experts",
         *,
+        spec: specs.IndexSpec = specs.EXPERTS,
         timeout_s: int = 30,
         task_timeout_ms: int = 120_000,
     ) -> None:
         self.url = url
         self.index_uid = index
+        self.spec = spec
+        self.failed_tasks = 0  # failed or timed-out tasks, retried or not (reported by logs and here)
+        self._vocabulary = _Cached(lambda: list(self._distribution("_latin")))
+        self._suggestions = _Cached(lambda: sorted(self._distribution("_sugg", active_only=True).items()))
         self._api_key = api_key or None
         self._timeout_s = timeout_s
         self._task_timeout_ms = task_timeout_ms
@@ -98,39 +150,67 @@ class MeilisearchEngine(SearchEngine):
             index = self._local.index = self._client.index(self.index_uid)
         return index
 
+    def close(self) -> None:
+        """Nothing to release: the client opens no connection that outlives a call."""
+
     # -- tasks ---------------------------------------------------------------------------------------------
 
     def _wait(self, task_info: Any, *, ok_codes: tuple[str, ...] = ()) -> None:
         """Wait for a task; raise if it failed (unless its error code is one of ok_codes)."""
-        task = self._client.wait_for_task(
-            task_info.task_uid, timeout_in_ms=self._task_timeout_ms, interval_in_ms=25
-        )
+        try:
+            task = self._client.wait_for_task(
+                task_info.task_uid, timeout_in_ms=self._task_timeout_ms, interval_in_ms=25
+            )
+        except MeilisearchTimeoutError:
+            self.failed_tasks += 1
+            raise
         if task.status != "succeeded":
             error = task.error or {}
             if error.get("code") in ok_codes:
                 return
-            raise MeilisearchError(f"Meilisearch task {task.uid} ({task.type}) {task.status}: {error}")
+            self.failed_tasks += 1
+            log.warning("meilisearch task failed", extra={"task": task.uid, "type": task.type, "error": error})
+            raise MeilisearchTaskError(f"Meilisearch task {task.uid} ({task.type}) {task.status}: {error}")
+
+    def _run(self, submit: Any, *, ok_codes: tuple[str, ...] = ()) -> None:
+        """Submit a task and wait for it, again with back-off when it fails or Meilisearch cannot be reached
+        (every write is idempotent: a replace, a delete or a settings update)."""
+        for attempt in Retrying(
+            retry=retry_if_exception_type(
+                (MeilisearchTaskError, MeilisearchCommunicationError, MeilisearchTimeoutError)
+            ),
+            stop=stop_after_attempt(_TASK_ATTEMPTS),
+            wait=wait_exponential(multiplier=0.2, max=5),
+            before_sleep=before_sleep_log(log, logging.WARNING),
+            reraise=True,
+        ):
+            with attempt:
+                self._wait(submit(), ok_codes=ok_codes)
+        self._vocabulary.invalidate()
+        self._suggestions.invalidate()
 
     # -- SearchEngine --------------------------------------------------------------------------------------
 
+    def settings(self) -> dict[str, Any]:
+        """The index settings, declared here and applied by setup() before any document arrives."""
+        return {
+            "searchableAttributes": _SEARCHABLE,
+            "filterableAttributes": _FILTERABLE,
+            "sortableAttributes": _SORTABLE,
+            "rankingRules": _RANKING,
+            "typoTolerance": {"enabled": False},
+            "pagination": {"maxTotalHits": _MAX_TOTAL_HITS},
+            "faceting": {"maxValuesPerFacet": _MAX_FACET_VALUES},
+            "localizedAttributes": [{"attributePatterns": _JAPANESE_FIELDS, "locales": ["jpn"]}],
+            "stopWords": [],
+            "synonyms": {},
+        }
+
     def setup(self) -> None:
-        self._wait(
-            self._client.create_index(self.index_uid, {"primaryKey": "id"}), ok_codes=("index_already_exists",)
+        self._run(
+            lambda: self._client.create_index(self.index_uid, {"primaryKey": "id"}), ok_codes=("index_already_exists",)
         )
-        self._wait(
-            self._index.update_settings(
-                {
-                    "searchableAttributes": _SEARCHABLE,
-                    "filterableAttributes": _FILTERABLE,
-                    "sortableAttributes": _SORTABLE,
-                    "rankingRules": _RANKING,
-                    "typoTolerance": {"enabled": False},
-                    "pagination": {"maxTotalHits": _MAX_TOTAL_HITS},
-                    "stopWords": [],
-                    "synonyms": {},
-                }
-            )
-        )
+        self._run(lambda: self._index.update_settings(self.settings()))
 
     def ping(self) -> bool:
         try:
@@ -140,6 +220,16 @@ class MeilisearchEngine(SearchEngine):
 
     def count(self) -> int:
         return int(self._index.get_stats().number_of_documents)
+
+    def ids(self) -> set[str]:
+        found: set[str] = set()
+        offset = 0
+        while True:
+            page = self._index.get_documents({"fields": ["id"], "limit": _BATCH, "offset": offset})
+            found.update(str(dict(document)["id"]) for document in page.results)
+            offset += _BATCH
+            if offset >= page.total:
+                return found
 
     def get(self, id: str) -> dict[str, Any] | None:
         if not isinstance(id, str) or not _VALID_ID.match(id):
@@ -153,14 +243,14 @@ class MeilisearchEngine(SearchEngine):
         return _public(dict(document))
 
     def clear(self) -> None:
-        self._wait(self._index.delete_all_documents())
+        self._run(self._index.delete_all_documents)
 
     def delete(self, ids: list[str]) -> None:
         ids = [i for i in dict.fromkeys(ids) if isinstance(i, str) and _VALID_ID.match(i)]
         for start in range(0, len(ids), _BATCH):
             chunk = ids[start : start + _BATCH]
             # Deleting by filter (the by-id list form is deprecated in the client); unknown ids match nothing.
-            self._wait(self._index.delete_documents(filter=f"id IN {_in_list(tuple(chunk))}"))
+            self._run(lambda chunk=chunk: self._index.delete_documents(filter=f"id IN {_in_list(tuple(chunk))}"))
 
     def upsert(self, docs: list[dict[str, Any]]) -> None:
         # Store (and index) the JSON form, as the embedded engine does: tuples become lists, dates strings.
@@ -171,15 +261,13 @@ class MeilisearchEngine(SearchEngine):
         for start in range(0, len(docs), _BATCH):
             batch = self._with_index_fields(docs[start : start + _BATCH])
             # add_documents replaces a stored document with the same id entirely (no partial update).
-            self._wait(self._index.add_documents(batch, primary_key="id"))
+            self._run(lambda batch=batch: self._index.add_documents(batch, primary_key="id"))
 
-    def search(self, query: SearchQuery) -> SearchResult:
-        query = query.bounded()
-        terms = text.query_terms(query.q)
+    def _search(self, query: SearchQuery, plan: Plan) -> SearchResult:
         phrases = [
-            '"' + " ".join(text.encode_chars(b) for b in text.term_bigrams(t)) + '"' for t in terms if len(t) > 1
+            '"' + " ".join(text.encode_chars(b) for b in text.term_bigrams(t)) + '"' for t in plan.terms if len(t) > 1
         ]
-        filters = [f"{_IDX}chars = {_quote(text.encode_char(t))}" for t in terms if len(t) == 1]
+        filters = [f"{_IDX}chars = {_quote(text.encode_char(t))}" for t in plan.terms if len(t) == 1]
         if query.active_only:
             filters.append("active != false")  # a missing flag counts as active
         if query.kind is not None:
@@ -190,10 +278,9 @@ class MeilisearchEngine(SearchEngine):
                 filters.append(f"{flag} = true")
             elif value is False:
                 filters.append(f"{flag} != true")  # a missing flag counts as false
-        if query.prefectures:
-            filters.append(f"prefectures IN {_in_list(query.prefectures)}")
-        if query.topics:
-            filters.append(f"topics IN {_in_list(query.topics)}")
+        for condition in plan.conditions:
+            parts = [f"{_kw(field)} IN {_in_list(values)}" for field, values in condition if values]
+            filters.append("(" + " OR ".join(parts) + ")")
 
         # page/hitsPerPage gives an exhaustive totalHits (offset/limit only estimates it). An offset that is
         # not a multiple of the limit is served from a first page that covers it.
@@ -203,31 +290,67 @@ class MeilisearchEngine(SearchEngine):
         else:
             page, per_page, skip = 1, max(offset + limit, 1), offset
         params: dict[str, Any] = {
-            "sort": _SORT,
             "page": page,
             "hitsPerPage": per_page,
             "matchingStrategy": "all",  # every term must match (terms are ANDed)
         }
+        if query.sort != "relevance" or not phrases:
+            params["sort"] = _SORTS["oldest" if query.sort == "oldest" else "newest"]
         if filters:
             params["filter"] = filters  # a list of expressions is ANDed
+        if query.facets:
+            params["facets"] = [_kw(f) for f in query.facets]
         result = self._index.search(" ".join(phrases), params)
         hits = [_public(h) for h in result.get("hits", [])][skip : skip + limit]
-        return SearchResult(hits=hits, total=int(result.get("totalHits", 0)))
+        distribution = result.get("facetDistribution") or {}
+        facets = {
+            f: dict(sorted((distribution.get(_kw(f)) or {}).items(), key=lambda kv: (-kv[1], kv[0])))
+            for f in query.facets
+        }
+        return SearchResult(hits=hits, total=int(result.get("totalHits", 0)), facets=facets)
+
+    def _term_exists(self, term: str) -> bool:
+        if len(term) == 1:
+            params: dict[str, Any] = {"filter": f"{_IDX}chars = {_quote(text.encode_char(term))}", "limit": 1}
+            return bool(self._index.search("", params).get("hits"))
+        phrase = '"' + " ".join(text.encode_chars(b) for b in text.term_bigrams(term)) + '"'
+        return bool(self._index.search(phrase, {"limit": 1, "matchingStrategy": "all"}).get("hits"))
+
+    def _distribution(self, keyword: str, *, active_only: bool = False) -> dict[str, int]:
+        params: dict[str, Any] = {"limit": 0, "facets": [_kw(keyword)]}
+        if active_only:
+            params["filter"] = "active != false"
+        return dict((self._index.search("", params).get("facetDistribution") or {}).get(_kw(keyword)) or {})
+
+    def _latin_vocabulary(self) -> list[str]:
+        return self._vocabulary.get()
+
+    def _suggestion_entries(self, key: str) -> list[tuple[str, int]]:
+        entries: list[tuple[str, int]] = self._suggestions.get()
+        low, high = specs.suggestion_range(key)
+        i = bisect.bisect_left(entries, (low, -1))
+        out = []
+        while i < len(entries) and entries[i][0] < high:
+            out.append(entries[i])
+            i += 1
+        return sorted(out, key=lambda e: -e[1])[:400]
 
     # -- extras ------------------------------------------------------------------------------------------
 
     def drop_index(self) -> None:
         """Delete the whole index (tests and benchmarks use throw-away indexes)."""
-        self._wait(self._client.delete_index(self.index_uid), ok_codes=("index_not_found",))
+        self._run(lambda: self._client.delete_index(self.index_uid), ok_codes=("index_not_found",))
 
     def _with_index_fields(self, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        texts = text.doc_texts(docs)
+        texts = text.doc_texts(docs, self.spec.field_groups)
         streams = text.bigram_streams([t for group in texts for t in group], encoded=True)
         g = len(text.FIELD_GROUPS)
         out = []
         for i, doc in enumerate(docs):
-            # Our own fields win over any incoming idx_* key: the stored copy must stay searchable.
-            extra: dict[str, Any] = dict(zip(_SEARCHABLE, streams[i * g : (i + 1) * g]))
+            # Our own fields win over any incoming idx_*/kw_* key: the stored copy must stay searchable.
+            extra: dict[str, Any] = dict(zip(_SEARCHABLE, streams[i * g : (i + 1) * g], strict=False))
+            for keyword, values in specs.keywords(self.spec, doc, " ".join(texts[i])).items():
+                extra[_kw(keyword)] = values
             chars = set("".join(texts[i]))
             chars.discard(" ")
             extra[f"{_IDX}chars"] = sorted(text.encode_char(c) for c in chars)
@@ -238,4 +361,4 @@ class MeilisearchEngine(SearchEngine):
         return out
 
 
-__all__ = ["MeilisearchEngine", "MeilisearchCommunicationError"]
+__all__ = ["MeilisearchCommunicationError", "MeilisearchEngine"]

@@ -22,16 +22,15 @@ import functools
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
+import jaconv
 import numpy as np
 
 # Bump when normalize() or the token streams change: indexes built with another version must be rebuilt.
-TEXT_VERSION = 1
-
-# Katakana ァ(U+30A1)..ヶ(U+30F6) sit exactly 0x60 above hiragana ぁ..ゖ; ヷ-ヺ and ー have no hiragana twin.
-_KANA_FOLD = str.maketrans({chr(cp): chr(cp - 0x60) for cp in range(0x30A1, 0x30F7)})
+# 2: katakana folded by jaconv.kata2hira, which also folds the iteration marks ヽ ヾ to ゝ ゞ.
+TEXT_VERSION = 2
 
 # Control, format and line/paragraph separator characters (which NFKC leaves alone) become plain spaces, so
 # after normalize() the only whitespace left is " ". Lone surrogates (invalid, cannot be stored) too.
@@ -57,9 +56,11 @@ FIELD_GROUPS: dict[str, tuple[str, ...]] = {
 def normalize(text: str) -> str:
     """NFKC, lowercase, katakana folded to hiragana, control/format characters turned into spaces.
 
-    For many texts at once (indexing), normalize_many() gives the same result much faster.
+    NFKC comes first: it turns half-width katakana ("ﾗﾝｻﾑ") into full-width, which jaconv.kata2hira then folds
+    ("らんさむ"); ヷ-ヺ and ー have no hiragana twin and stay. For many texts at once (indexing),
+    normalize_many() gives the same result much faster.
     """
-    return _NON_TEXT.sub(" ", unicodedata.normalize("NFKC", text)).lower().translate(_KANA_FOLD)
+    return jaconv.kata2hira(_NON_TEXT.sub(" ", unicodedata.normalize("NFKC", text)).lower())
 
 
 def query_terms(q: str | None) -> list[str]:
@@ -91,14 +92,14 @@ def as_list(value: Any) -> list[str]:
     return [str(value)]
 
 
-def _raw_group_texts(doc: Mapping[str, Any]) -> list[str]:
+def _raw_group_texts(doc: Mapping[str, Any], groups: Mapping[str, tuple[str, ...]] | None = None) -> list[str]:
     """The searchable fields of a document, not yet normalised, one string per field group.
 
     List items and fields are joined with a space: query terms never contain one, so a term cannot match
     across two items ("aws" + "sec" is not "awssec").
     """
     out: list[str] = []
-    for fields in FIELD_GROUPS.values():
+    for fields in (groups or FIELD_GROUPS).values():
         parts: list[str] = []
         for field in fields:
             value = doc.get(field)
@@ -112,23 +113,34 @@ def _raw_group_texts(doc: Mapping[str, Any]) -> list[str]:
     return out
 
 
-def group_texts(doc: Mapping[str, Any]) -> dict[str, str]:
+def group_texts(doc: Mapping[str, Any], groups: Mapping[str, tuple[str, ...]] | None = None) -> dict[str, str]:
     """The normalised searchable text of a document, one string per field group (name, tags, org, bio)."""
-    return dict(zip(FIELD_GROUPS, normalize_many(_raw_group_texts(doc))))
+    groups = groups or FIELD_GROUPS
+    return dict(zip(groups, normalize_many(_raw_group_texts(doc, groups)), strict=False))
 
 
-def doc_texts(docs: list[Mapping[str, Any]]) -> list[list[str]]:
-    """group_texts for a batch of documents (as lists in FIELD_GROUPS order), normalised in one pass."""
-    flat = normalize_many([t for doc in docs for t in _raw_group_texts(doc)])
-    g = len(FIELD_GROUPS)
+def doc_texts(docs: list[Mapping[str, Any]], groups: Mapping[str, tuple[str, ...]] | None = None) -> list[list[str]]:
+    """group_texts for a batch of documents (as lists in the groups' order), normalised in one pass."""
+    groups = groups or FIELD_GROUPS
+    flat = normalize_many([t for doc in docs for t in _raw_group_texts(doc, groups)])
+    g = len(groups)
     return [flat[i * g : (i + 1) * g] for i in range(len(docs))]
 
 
-def doc_streams(docs: list[Mapping[str, Any]], *, encoded: bool = False) -> list[list[str]]:
+def doc_streams(
+    docs: list[Mapping[str, Any]], *, encoded: bool = False, groups: Mapping[str, tuple[str, ...]] | None = None
+) -> list[list[str]]:
     """For each document, the token stream (see :func:`bigram_streams`) of each field group, in order."""
-    streams = bigram_streams([t for texts in doc_texts(docs) for t in texts], encoded=encoded)
-    g = len(FIELD_GROUPS)
-    return [streams[i * g : (i + 1) * g] for i in range(len(docs))]
+    return streams_of(doc_texts(docs, groups), encoded=encoded)
+
+
+def streams_of(texts: list[list[str]], *, encoded: bool = False) -> list[list[str]]:
+    """The token streams of documents' group texts (as doc_texts gives them), in one vectorised pass."""
+    if not texts:
+        return []
+    g = len(texts[0])
+    streams = bigram_streams([t for group in texts for t in group], encoded=encoded)
+    return [streams[i * g : (i + 1) * g] for i in range(len(texts))]
 
 
 @functools.cache
@@ -191,7 +203,7 @@ def normalize_many(texts: list[str]) -> list[str]:
     dirty = flagged[ends] - flagged[starts] > 0
     return [
         normalize(t) if d else mapped[a:b]
-        for t, d, a, b in zip(texts, dirty.tolist(), starts.tolist(), ends.tolist())
+        for t, d, a, b in zip(texts, dirty.tolist(), starts.tolist(), ends.tolist(), strict=False)
     ]
 
 
@@ -261,5 +273,32 @@ def updated_timestamp(value: Any) -> float | None:
         except ValueError:
             return None
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     return dt.timestamp()
+
+
+# -- words for typo tolerance and place names (issue 12) ---------------------------------------------------
+
+# A Latin word as people type product and vendor names: letters and digits, with + # . - _ inside.
+_LATIN_WORD = re.compile(r"[a-z0-9](?:[a-z0-9+#._-]*[a-z0-9+#])?")
+_HAS_LETTER = re.compile(r"[a-z]")
+# Typo tolerance starts at this term length (shorter words have too many neighbours to guess from).
+TYPO_MIN_CHARS = 4
+LATIN_MIN_CHARS = 3  # shorter words are not kept in the vocabulary
+
+
+def latin_words(normalized: str) -> list[str]:
+    """The distinct Latin words of a normalised text that typo tolerance may correct a term to."""
+    return list(
+        dict.fromkeys(w for w in _LATIN_WORD.findall(normalized) if len(w) >= LATIN_MIN_CHARS and _HAS_LETTER.search(w))
+    )
+
+
+def is_latin_term(term: str) -> bool:
+    """A query term typo tolerance applies to: one Latin word of TYPO_MIN_CHARS or more, with a letter."""
+    return len(term) >= TYPO_MIN_CHARS and _LATIN_WORD.fullmatch(term) is not None and bool(_HAS_LETTER.search(term))
+
+
+def max_typos(term: str) -> int:
+    """Edits allowed between a term and a vocabulary word: 1 up to 7 characters, 2 from 8."""
+    return 1 if len(term) < 8 else 2

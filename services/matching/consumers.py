@@ -1,0 +1,398 @@
+"""The matching service's event handlers, and the consumers that run them.
+
+- In the API process (``matching-projections``, durable on PROFILES): ``profiles.expert.upserted`` into the
+  expert feature projection the scorer ranks on, ``profiles.organization.upserted`` into the organisation
+  projection and its members (who may act for which SME). A whole fetched batch is applied in one
+  transaction.
+- In the scorer workers (``scorer``, durable on MATCHING, shared by every worker):
+  ``matching.request.submitted`` is ranked, and the ranking, the request's new state and its
+  ``matching.request.ranked`` event are written in one transaction.
+- Re-ranking (``rescorer``, durable on MATCHING, in the workers): ``matching.expert.changed`` (emitted by
+  the projection above when an expert's features change, and by the brokering rules when their open load or
+  ratings change) marks the open requests the change may move (scoring/rerank.py decides which), a fetched
+  batch at once; each worker's ``rerank_loop`` re-ranks marked requests, longest waiting first, so a burst of
+  changes to one request costs one re-ranking. A ranking records when it was computed.
+
+Every handler claims the event id first (in the same transaction as its effect), so a redelivered event
+changes nothing; projections also ignore an event whose entity version is not newer than what they hold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from services.matching import repository
+from services.matching.models import (
+    ExpertFeature,
+    OrganizationProjection,
+    OutboxRecord,
+    ProcessedEvent,
+    Ranking,
+    SmeRequest,
+)
+from services.matching.scoring.features import FeatureMatrix, FeatureStore
+from services.matching.scoring.ranker import RankingInput, rank
+from services.matching.scoring.rerank import Digests, OpenRanking, affected_requests
+from services.matching.scoring.weights import DEFAULT_WEIGHTS
+from services.matching.service import expert_ranking_changed
+from services.matching.settings import SERVICE_NAME
+from tsunagu.contracts import (
+    ExpertFeaturesV1,
+    ExpertRankingChangedV1,
+    OrganizationV1,
+    PermanentEventError,
+    RequestRankedV1,
+    RequestSubmittedV1,
+    parse_event_data,
+)
+from tsunagu.db import session_scope
+from tsunagu.events import EventEnvelope, Subjects
+from tsunagu.messaging import ConsumerSpec
+from tsunagu.outbox import add_event, claim_event
+
+PROJECTION_CONSUMER = "matching-projections"
+SCORER_CONSUMER = "scorer"
+
+log = logging.getLogger(__name__)
+
+
+# --- projections (the API process) ----------------------------------------------------------------
+
+
+def apply_expert_features(session: Session, envelope: EventEnvelope) -> None:
+    data: ExpertFeaturesV1 = parse_event_data(envelope, Subjects.EXPERT_UPSERTED)
+    if not claim_event(session, ProcessedEvent, envelope.id, PROJECTION_CONSUMER):
+        return
+    current = repository.get_expert_feature(session, data.expert_id)
+    if current is not None and current.entity_version >= envelope.entity_version:
+        return  # an older or equal version arrived late: what we hold is newer
+    values = data.model_dump(exclude={"expert_id"})
+    if current is None:
+        current = ExpertFeature(expert_id=data.expert_id, entity_version=envelope.entity_version, **values)
+        changed = True
+    else:
+        changed = any(getattr(current, key) != value for key, value in values.items())
+        for key, value in values.items():
+            setattr(current, key, value)
+        current.entity_version = envelope.entity_version
+    current.changed_at = datetime.now(UTC)
+    current.change_seq = repository.next_change_seq(session)  # the scorers load rows changed since they looked
+    session.add(current)
+    if changed:
+        expert_ranking_changed(session, data.expert_id, "profile")
+
+
+def apply_organization(session: Session, envelope: EventEnvelope) -> None:
+    data: OrganizationV1 = parse_event_data(envelope, Subjects.ORGANIZATION_UPSERTED)
+    if not claim_event(session, ProcessedEvent, envelope.id, PROJECTION_CONSUMER):
+        return
+    current = repository.get_organization(session, data.organization_id)
+    if current is not None and current.entity_version >= envelope.entity_version:
+        return
+    if current is None:
+        current = OrganizationProjection(
+            organization_id=data.organization_id, entity_version=0, name=data.name, prefecture=data.prefecture
+        )
+    current.entity_version = envelope.entity_version
+    current.name = data.name
+    current.prefecture = data.prefecture
+    current.industry = data.industry
+    session.add(current)
+    repository.replace_members(session, data.organization_id, data.member_user_ids)
+
+
+PROJECTIONS: dict[str, Callable[[Session, EventEnvelope], None]] = {
+    Subjects.EXPERT_UPSERTED: apply_expert_features,
+    Subjects.ORGANIZATION_UPSERTED: apply_organization,
+}
+
+
+def apply_projections(engine: Engine, envelopes: list[EventEnvelope]) -> None:
+    """Apply events to the projections in one transaction (all or nothing)."""
+    with session_scope(engine) as session:
+        for envelope in envelopes:
+            apply = PROJECTIONS.get(envelope.type)
+            if apply is None:
+                raise PermanentEventError(f"matching does not consume {envelope.type}")
+            apply(session, envelope)
+
+
+def projection_consumers(engine: Engine, events_written: Callable[[], None]) -> list[ConsumerSpec]:
+    """``events_written`` wakes the API process's relay: an applied change may have written an event."""
+
+    async def handle(envelope: EventEnvelope) -> None:
+        await asyncio.to_thread(apply_projections, engine, [envelope])
+        events_written()
+
+    async def handle_batch(envelopes: list[EventEnvelope]) -> None:
+        await asyncio.to_thread(apply_projections, engine, envelopes)
+        events_written()
+
+    return [
+        ConsumerSpec(
+            durable=PROJECTION_CONSUMER,
+            stream="PROFILES",
+            subjects=list(PROJECTIONS),
+            handler=handle,
+            batch_handler=handle_batch,
+            fetch_batch=200,
+        )
+    ]
+
+
+# --- ranking (the scorer workers) -----------------------------------------------------------------
+
+
+def ranking_input(request: SmeRequest | repository.OpenRequestRow) -> RankingInput:
+    return RankingInput(
+        prefecture=request.prefecture,
+        delivery=request.delivery,
+        topics=request.topics,
+        skills=request.skills,
+        industry=request.industry,
+        organization_id=request.organization_id,  # conflicted and employer experts never rank for it
+        request_id=request.id,  # its own last ranking is not counted as exposure
+    )
+
+
+def _rank_into(
+    session: Session,
+    matrix: FeatureMatrix,
+    request: SmeRequest,
+    source_event_id: str,
+    *,
+    due_at: datetime | None = None,
+) -> Ranking | None:
+    """Rank an open request and write the ranking, its new state and its event; None (nothing written) when
+    the request was cancelled, matched or edited meanwhile: a ranking must never reopen it."""
+    if not repository.set_ranked(session, request, due_at=due_at):
+        return None
+    ranked, candidates = rank(matrix, ranking_input(request), weights=DEFAULT_WEIGHTS)
+    ranking = Ranking(
+        request_id=request.id,
+        source_event_id=source_event_id,
+        weights_version=DEFAULT_WEIGHTS.version,
+        candidate_count=candidates,
+        entries=[entry.as_entry(i + 1, DEFAULT_WEIGHTS, request.topics) for i, entry in enumerate(ranked)],
+    )
+    session.add(ranking)
+    ranked_event = RequestRankedV1(
+        request_id=request.id,
+        ranking_id=ranking.id,
+        weights_version=ranking.weights_version,
+        candidate_count=candidates,
+        top_expert_ids=[entry.expert_id for entry in ranked],
+    )
+    add_event(
+        session,
+        OutboxRecord,
+        EventEnvelope.for_change(
+            Subjects.REQUEST_RANKED, SERVICE_NAME, request.id, request.entity_version, ranked_event
+        ),
+    )
+    return ranking
+
+
+def rank_submitted_request(session: Session, store: FeatureStore, envelope: EventEnvelope) -> Ranking | None:
+    """Rank one submitted request; a repeated event (same id) is ignored, so no duplicate ranking."""
+    data: RequestSubmittedV1 = parse_event_data(envelope, Subjects.REQUEST_SUBMITTED)
+    if not claim_event(session, ProcessedEvent, envelope.id, SCORER_CONSUMER):
+        return None
+    request = repository.get_request(session, data.request_id)
+    if request is None:
+        raise PermanentEventError(f"request {data.request_id} does not exist")
+    if request.status not in repository.OPEN_STATUSES:
+        return None  # cancelled, matched or completed meanwhile: ranking it would reopen it
+    return _rank_into(session, store.refresh(), request, envelope.id)
+
+
+def rank_and_log(engine: Engine, store: FeatureStore, envelope: EventEnvelope) -> None:
+    started = time.perf_counter()
+    with session_scope(engine) as session:
+        ranking = rank_submitted_request(session, store, envelope)
+    if ranking is not None:
+        log.info(
+            "request ranked",
+            extra={
+                "request_id_ranked": ranking.request_id,
+                "candidates": ranking.candidate_count,
+                "experts_known": store.matrix.size,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+            },
+        )
+
+
+class FirstRankings:
+    """When this worker last ranked a submitted request. A first ranking is what an SME waits for; a
+    re-ranking refreshes one they already have. So while first rankings come in, re-ranking gives way
+    (``RerankLoop``): without this, a burst of expert changes (every acceptance changes an expert's open
+    load, which marks every open request they are ranked in) kept the workers re-ranking thousands of requests
+    while new ones waited (tests/fault/test_nats_outage.py met it: 1,000 submissions, 50 acceptances, half
+    the submissions still unranked minutes later on PostgreSQL)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.last = float("-inf")
+
+    def touch(self) -> None:
+        self.last = self.clock()
+
+    def active(self) -> bool:
+        return self.clock() - self.last < RERANK_YIELD_SECONDS
+
+
+def scorer_consumers(
+    engine: Engine,
+    store: FeatureStore,
+    events_written: Callable[[], None],
+    first_rankings: FirstRankings | None = None,
+) -> list[ConsumerSpec]:
+    """``events_written`` wakes the worker's outbox relay once a ranking (and its event) is committed;
+    ``first_rankings`` is told of each, so the worker's re-ranking gives way to them."""
+
+    async def handle(envelope: EventEnvelope) -> None:
+        if first_rankings is not None:
+            first_rankings.touch()
+        await asyncio.to_thread(rank_and_log, engine, store, envelope)
+        if first_rankings is not None:
+            first_rankings.touch()
+        events_written()
+
+    return [
+        ConsumerSpec(durable=SCORER_CONSUMER, stream="MATCHING", subjects=[Subjects.REQUEST_SUBMITTED], handler=handle)
+    ]
+
+
+# --- re-ranking after expert changes (the scorer workers) -------------------------------------------
+
+RERANK_CONSUMER = "rescorer"
+RERANK_BATCH = 20  # marked requests re-ranked per transaction
+RERANK_POLL_SECONDS = 1.0  # a worker that was not woken looks for marks another worker made this often
+# While the worker ranked a submitted request this recently, it re-ranks one request at a time with a pause
+# after each (at most ~5 a second), and catches up at full speed once submissions stop (``FirstRankings``).
+RERANK_YIELD_SECONDS = 1.0
+RERANK_YIELD_PAUSE_SECONDS = 0.2
+
+
+def mark_affected(
+    engine: Engine, store: FeatureStore, envelopes: list[EventEnvelope], digests: Digests | None = None
+) -> int:
+    """Mark the open requests a batch of expert changes may move; returns how many were newly marked.
+    ``digests`` (one per worker) keeps what each ranking holds, so its entries are read once."""
+    digests = digests if digests is not None else Digests()
+    with session_scope(engine) as session:
+        changed = set()
+        for envelope in envelopes:
+            data: ExpertRankingChangedV1 = parse_event_data(envelope, Subjects.EXPERT_RANKING_CHANGED)
+            if claim_event(session, ProcessedEvent, envelope.id, RERANK_CONSUMER):
+                changed.add(data.expert_id)
+        if not changed:
+            return 0
+        matrix = store.refresh()  # the changed experts as they are now
+        opens = repository.open_requests_with_latest_ranking(session)
+        ranking_ids = [row.ranking_id for row in opens]
+        digests.add(repository.ranking_entries(session, digests.missing(ranking_ids)))
+        digests.keep(ranking_ids)
+        open_rankings = [
+            OpenRanking(row.id, ranking_input(row), digests.get(row.ranking_id))  # type: ignore[arg-type]
+            for row in opens
+        ]
+        affected = affected_requests(matrix, open_rankings, changed)
+        marked = repository.mark_rerank_due(session, affected, datetime.now(UTC))
+    log.info("expert changes", extra={"experts": len(changed), "affected": len(affected), "marked": marked})
+    return marked
+
+
+def rerank_due(engine: Engine, store: FeatureStore, limit: int = RERANK_BATCH) -> int:
+    """Re-rank up to ``limit`` marked requests in one transaction; returns how many were re-ranked."""
+    with session_scope(engine) as session:
+        due = repository.requests_due_for_rerank(session, limit)
+        if not due:
+            return 0
+        matrix = store.refresh()
+        done = 0
+        for request in due:
+            source = str(uuid.uuid5(uuid.NAMESPACE_URL, f"rerank:{request.id}:{request.rerank_due_at}"))
+            if _rank_into(session, matrix, request, source, due_at=request.rerank_due_at) is not None:
+                done += 1
+    return done
+
+
+def rerank_consumers(engine: Engine, store: FeatureStore, marked: Callable[[], None]) -> list[ConsumerSpec]:
+    """``marked`` wakes this worker's ``rerank_loop`` once marks are committed."""
+
+    async def handle(envelope: EventEnvelope) -> None:
+        await handle_batch([envelope])
+
+    digests = Digests()
+
+    async def handle_batch(envelopes: list[EventEnvelope]) -> None:
+        if await asyncio.to_thread(mark_affected, engine, store, envelopes, digests):
+            marked()
+
+    return [
+        ConsumerSpec(
+            durable=RERANK_CONSUMER,
+            stream="MATCHING",
+            subjects=[Subjects.EXPERT_RANKING_CHANGED],
+            handler=handle,
+            batch_handler=handle_batch,
+            fetch_batch=200,  # a bulk import's changes are examined together
+        )
+    ]
+
+
+class RerankLoop:
+    """Re-ranks marked requests until none are left, then waits to be woken (or polls, for marks made by
+    another worker). Runs beside the consumers in every worker."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        store: FeatureStore,
+        events_written: Callable[[], None],
+        first_rankings: FirstRankings | None = None,
+    ) -> None:
+        self.engine, self.store, self.events_written = engine, store, events_written
+        self.first_rankings = first_rankings
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def giving_way(self) -> bool:
+        """Whether first rankings are coming in, so re-ranking goes one request at a time."""
+        return self.first_rankings is not None and self.first_rankings.active()
+
+    async def step(self) -> int:
+        """One transaction of re-ranking: a whole batch, or one request while giving way. Returns how many."""
+        limit = 1 if self.giving_way() else RERANK_BATCH
+        done = await asyncio.to_thread(rerank_due, self.engine, self.store, limit)
+        if done:
+            self.events_written()
+        return done
+
+    async def run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                done = await self.step()
+            except Exception:  # a database hiccup: log, wait, try again; marks stay until re-ranked
+                log.exception("re-ranking failed; retrying")
+                done = 0
+                await asyncio.sleep(RERANK_POLL_SECONDS)
+            if done:
+                if self.giving_way():
+                    await asyncio.sleep(RERANK_YIELD_PAUSE_SECONDS)
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=RERANK_POLL_SECONDS)

@@ -1,0 +1,146 @@
+"""tsunagu/deps.py: the role dependencies on a tiny app (401 anonymous, 403 wrong role, admins pass)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from tests.factories import GATEWAY_KEYS, service_token
+from tsunagu.auth import Principal, PublicKeys, Role, principal_dependency
+from tsunagu.deps import AdminDep, BrokerDep, CallerDep, ExpertDep, PageDep, RegionalStaffDep, SmeDep, UserDep
+from tsunagu.errors import install_error_handlers
+
+
+def _app() -> FastAPI:
+    app = FastAPI()
+    install_error_handlers(app)
+    # The runtime as the dependencies see it: only its principal dependency is used here.
+    app.state.runtime = SimpleNamespace(
+        principal=principal_dependency("test", PublicKeys.from_jwks(GATEWAY_KEYS.public_jwks()))
+    )
+
+    @app.get("/caller")
+    def caller(who: CallerDep) -> dict:
+        return {"role": who.role}
+
+    @app.get("/user")
+    def user(who: UserDep) -> dict:
+        return {"role": who.role}
+
+    @app.get("/admin")
+    def admin(who: AdminDep) -> dict:
+        return {"role": who.role}
+
+    @app.get("/broker")
+    def broker(who: BrokerDep) -> dict:
+        return {"role": who.role}
+
+    @app.get("/regional")
+    def regional(who: RegionalStaffDep) -> dict:
+        return {"role": who.role}
+
+    @app.get("/sme")
+    def sme(who: SmeDep) -> dict:
+        return {"role": who.role}
+
+    @app.get("/expert")
+    def expert(who: ExpertDep) -> dict:
+        return {"role": who.role}
+
+    @app.get("/page")
+    def page(page: PageDep) -> dict:
+        return page.model_dump()
+
+    return app
+
+
+def _as(role: Role) -> dict[str, str]:
+    token = service_token(Principal(sub=f"{role}-1", role=role), "test")
+    return {"authorization": f"Bearer {token}"}
+
+
+# Which roles each route admits (admins and the system pass every role check).
+ADMITTED = {
+    "/user": {Role.SME, Role.EXPERT, Role.BROKER, Role.HUB, Role.ADMIN, Role.SERVICE},
+    "/admin": {Role.ADMIN, Role.SERVICE},
+    "/broker": {Role.BROKER, Role.ADMIN, Role.SERVICE},
+    "/regional": {Role.BROKER, Role.HUB, Role.ADMIN, Role.SERVICE},
+    "/sme": {Role.SME, Role.ADMIN, Role.SERVICE},
+    "/expert": {Role.EXPERT, Role.ADMIN, Role.SERVICE},
+}
+
+
+@pytest.mark.parametrize("path", sorted(ADMITTED))
+def test_anonymous_callers_get_a_401_on_every_protected_route(path: str) -> None:
+    response = TestClient(_app()).get(path)
+    assert response.status_code == 401
+    assert response.json()["error"]["message_ja"] == "ログインが必要です"
+
+
+@pytest.mark.parametrize("path", sorted(ADMITTED))
+def test_each_role_route_admits_its_roles_and_admins_and_refuses_the_rest_with_a_403(path: str) -> None:
+    client = TestClient(_app())
+    for role in set(Role) - {Role.ANONYMOUS}:
+        response = client.get(path, headers=_as(role))
+        if role in ADMITTED[path]:
+            assert response.status_code == 200 and response.json() == {"role": role}, (path, role)
+        else:
+            assert response.status_code == 403, (path, role)
+            assert response.json()["error"]["message_en"] == "You may not do this"
+
+
+def test_the_caller_is_anonymous_without_a_token_and_a_bad_token_is_a_401() -> None:
+    client = TestClient(_app())
+    assert client.get("/caller").json() == {"role": "anonymous"}
+    assert client.get("/caller", headers={"authorization": "Bearer nonsense"}).status_code == 401
+    assert client.get("/caller", headers={"authorization": "Basic abc"}).status_code == 401
+
+
+def test_page_parameters_as_a_dependency() -> None:
+    client = TestClient(_app())
+    assert client.get("/page", params={"limit": 5, "offset": 10}).json() == {"limit": 5, "offset": 10}
+    assert client.get("/page", params={"limit": 0}).status_code == 422
+
+
+def test_what_needs_a_sign_in_says_so_in_the_document() -> None:
+    """A route behind UserDep or a role declares the bearer scheme (the fuzzer then checks it refuses a call
+    without a token or with a bad one: tests/fuzz); one open to anyone (CallerDep) declares nothing."""
+    document = _app().openapi()
+    assert document["components"]["securitySchemes"]["bearer"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": document["components"]["securitySchemes"]["bearer"]["description"],
+    }
+    assert document["paths"]["/user"]["get"]["security"] == [{"bearer": []}]
+    assert document["paths"]["/admin"]["get"]["security"] == [{"bearer": []}]
+    assert "security" not in document["paths"]["/caller"]["get"]
+    client = TestClient(_app())
+    assert client.get("/user", headers={"Authorization": "Bearer not-a-token"}).status_code == 401
+
+
+def test_the_caller_is_answered_on_the_event_loop_once_its_token_is_known() -> None:
+    """Speed (issue 13): no token, or a token verified before, needs no worker thread; a new token is verified
+    in one (a key fetch may block), and a forged one is still a 401."""
+    import threading
+
+    keys = PublicKeys.from_jwks(GATEWAY_KEYS.public_jwks())
+    dependency = principal_dependency("test", keys)
+    threads: list[str] = []
+
+    def principal(request):
+        threads.append(threading.current_thread().name)
+        return dependency(request)
+
+    principal.remembered = dependency.remembered  # type: ignore[attr-defined]
+    app = _app()
+    app.state.runtime = SimpleNamespace(principal=principal)
+    client = TestClient(app)
+    headers = _as(Role.SME)
+    assert client.get("/caller").json() == {"role": "anonymous"} and threads == []
+    assert client.get("/caller", headers=headers).json() == {"role": "sme"} and len(threads) == 1
+    assert client.get("/caller", headers=headers).json() == {"role": "sme"} and len(threads) == 1  # remembered
+    forged = {"authorization": headers["authorization"][:-4] + "AAAA"}
+    assert client.get("/caller", headers=forged).status_code == 401 and len(threads) == 2
