@@ -13,8 +13,8 @@ import pytest
 
 from tests.browser.conftest import Screens, make_account
 from tests.conftest import Api, wait_until
-from tests.e2e.helpers import in_projection
-from tests.factories import dx_body, expert_body, organization_body, unique_name
+from tests.e2e.helpers import create_organization, in_projection
+from tests.factories import dx_body, expert_body, unique_name
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -34,12 +34,9 @@ def test_a_broker_plans_a_day_an_sme_registers_and_sees_the_meeting(chromium_bro
     wait_until(lambda: in_projection(system, profile["id"]), timeout=60, message="the expert in matching")
     broker_email = make_account(api, "broker", "とっとり商工会議所 相談窓口", [PREFECTURE])
     sme_email = make_account(api, "sme", "鳥取 精機")
-    company = api.http.post(
-        "/api/v1/organizations",
-        headers=api.login(sme_email),
-        json=organization_body(name=f"鳥取精機 {uuid.uuid4().hex[:6]}", prefecture=PREFECTURE),
+    company = create_organization(
+        api, system, api.login(sme_email), name=f"鳥取精機 {uuid.uuid4().hex[:6]}", prefecture=PREFECTURE
     )
-    assert company.status_code == 201, company.text
     title = f"鳥取 セキュリティ相談会 {uuid.uuid4().hex[:6]}"
 
     broker = Screens(chromium_browser, base, artifacts)
@@ -101,7 +98,7 @@ def test_a_broker_plans_a_day_an_sme_registers_and_sees_the_meeting(chromium_bro
         page.wait_for_selector("#meetings")
         assert "まだ公開していません" in page.locator("main").inner_text()
         assert expert_name in page.locator("#meetings").inner_text()
-        assert company.json()["name"] in page.locator("#meetings").inner_text()  # registered for the company
+        assert company["name"] in page.locator("#meetings").inner_text()  # registered for the company
         broker.check("broker-session-preview")
         page.click("button[value=publish]")
         page.wait_for_selector(".flash")

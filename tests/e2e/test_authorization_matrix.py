@@ -32,7 +32,7 @@ import pytest
 
 from launcher.runner import System
 from tests.conftest import PASSWORD, Api, wait_until
-from tests.e2e.helpers import create_expert, in_projection, wait_ranked
+from tests.e2e.helpers import create_expert, create_organization, in_projection, submit_request, wait_ranked
 from tests.factories import expert_body, organization_body, project_body, request_body, session_body, unique_name
 
 pytestmark = pytest.mark.e2e
@@ -358,20 +358,6 @@ def _ok(response: httpx.Response, status: int = 200) -> dict:
     return response.json()
 
 
-def _submit(api: Api, headers: dict[str, str], organization_id: str, title: str) -> dict:
-    def submitted() -> dict | None:
-        response = api.http.post(
-            "/api/v1/requests",
-            headers=headers,
-            json=request_body(title=title, organization_id=organization_id),
-        )
-        if response.status_code == 422 and "organization_id" in response.text:
-            return None  # matching has not learnt of the organisation yet
-        return _ok(response, 201)
-
-    return wait_until(submitted, timeout=60, message="the organisation in matching")
-
-
 def _build_world(api: Api, system: System) -> World:
     headers = {
         "anonymous": {},
@@ -392,13 +378,10 @@ def _build_world(api: Api, system: System) -> World:
         profile = create_expert(api, headers[expert], name=name, prefectures=["47"])
         expert_id = profile["id"]
         wait_until(lambda: in_projection(system, expert_id), timeout=60, message="the expert in matching")  # noqa: B023
-        organization = _ok(
-            api.http.post("/api/v1/organizations", headers=headers[sme], json=organization_body(prefecture="47")),
-            201,
-        )
+        organization = create_organization(api, system, headers[sme], prefecture="47")
         title = f"権限確認{uuid.uuid4().hex[:8]}"
-        request = _submit(api, headers[sme], organization["id"], title)
-        engaged = _submit(api, headers[sme], organization["id"], title + "成立")
+        request = submit_request(api, headers[sme], title=title, organization_id=organization["id"])
+        engaged = submit_request(api, headers[sme], title=title + "成立", organization_id=organization["id"])
         for submitted in (request, engaged):  # ranked first, so no ranking races the steps below
             wait_ranked(api, headers[sme], submitted["id"])
         broker = headers["broker"]

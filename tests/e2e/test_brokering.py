@@ -9,10 +9,9 @@ from __future__ import annotations
 import pytest
 
 from launcher.runner import System
-from services.matching.models import OrganizationProjection
 from tests.conftest import Api, wait_until
-from tests.e2e.helpers import create_expert, in_projection, submit_request, wait_ranked
-from tests.factories import organization_body, unique_name
+from tests.e2e.helpers import create_expert, create_organization, in_projection, submit_request, wait_ranked
+from tests.factories import unique_name
 from tsunagu.mailsink import read_mails
 
 pytestmark = pytest.mark.e2e
@@ -61,21 +60,12 @@ def test_from_submission_to_a_rated_engagement_with_notifications(api: Api, syst
     broker = api.account("broker", prefectures=["47"])
     outsider_broker = api.account("broker", prefectures=["13"])
     sme = api.register("sme", name="那覇 製作所 担当")
-    organization = api.http.post("/api/v1/organizations", headers=sme, json=organization_body(prefecture="47"))
-    assert organization.status_code == 201, organization.text
-    # Matching learns of the organisation from profiles' event: a request naming it waits for that.
-    wait_until(
-        lambda: in_projection(system, organization.json()["id"], OrganizationProjection),
-        timeout=60,
-        message="the organisation in matching",
-    )
+    organization = create_organization(api, system, sme, prefecture="47")
     accounts = {who: _me(api, headers) for who, headers in (("expert", expert), ("broker", broker), ("sme", sme))}
 
     # Submission and ranking.
     title = f"ランサムウェア対策の相談 {expert_name}"
-    request = submit_request(
-        api, sme, title=title, prefecture="47", skills=[skill], organization_id=organization.json()["id"]
-    )
+    request = submit_request(api, sme, title=title, prefecture="47", skills=[skill], organization_id=organization["id"])
     ranking = wait_ranked(api, sme, request["id"])
     assert ranking["entries"][0]["expert_id"] == profile["id"]
 

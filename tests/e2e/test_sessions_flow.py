@@ -12,8 +12,8 @@ import pytest
 
 from launcher.runner import System
 from tests.conftest import Api, wait_until
-from tests.e2e.helpers import create_expert, in_projection
-from tests.factories import organization_body, session_body, unique_name
+from tests.e2e.helpers import create_expert, create_organization, in_projection
+from tests.factories import session_body, unique_name
 from tsunagu.mailsink import read_mails
 
 pytestmark = pytest.mark.e2e
@@ -50,8 +50,7 @@ def test_a_published_day_tells_the_expert_and_the_smes_in_the_app_and_by_mail(ap
     wait_until(lambda: in_projection(system, profile["id"]), timeout=60, message="the expert in matching")
     broker = api.account("broker", prefectures=["47"])
     served, left_out = api.register("sme", name="那覇 製作所"), api.register("sme", name="名護 商店")
-    organization = api.http.post("/api/v1/organizations", headers=served, json=organization_body(prefecture="47"))
-    assert organization.status_code == 201, organization.text
+    organization = create_organization(api, system, served, prefecture="47")
     people = {who: _me(api, h) for who, h in (("expert", expert), ("served", served), ("left out", left_out))}
 
     title = f"沖縄 相談会 {uuid.uuid4().hex[:8]}"
@@ -60,18 +59,13 @@ def test_a_published_day_tells_the_expert_and_the_smes_in_the_app_and_by_mail(ap
     assert day.status_code == 201, day.text
     day_id = day.json()["id"]
 
-    def registered() -> dict | None:
-        response = api.http.post(
-            f"/api/v1/sessions/{day_id}/registrations",
-            headers=served,
-            json={"topics": ["ransomware"], "organization_id": organization.json()["id"]},
-        )
-        if response.status_code == 422 and "organization_id" in response.text:
-            return None  # matching has not learnt of the organisation yet
-        assert response.status_code == 201, response.text
-        return response.json()
-
-    mine = wait_until(registered, timeout=60, message="the organisation in matching")
+    registration = api.http.post(
+        f"/api/v1/sessions/{day_id}/registrations",
+        headers=served,
+        json={"topics": ["ransomware"], "organization_id": organization["id"]},
+    )
+    assert registration.status_code == 201, registration.text
+    mine = registration.json()
     # The other SME asks about business e-mail compromise, which the one invited expert does not cover.
     other = api.http.post(f"/api/v1/sessions/{day_id}/registrations", headers=left_out, json={"topics": ["bec"]})
     assert other.status_code == 201, other.text
@@ -86,7 +80,7 @@ def test_a_published_day_tells_the_expert_and_the_smes_in_the_app_and_by_mail(ap
     to_expert = _notified(api, expert, "matching.session.published", title)
     assert to_expert["title_ja"] == "相談会の面談が決まりました"
     assert f"2027-01-20 {start}〜{end}" in to_expert["body_ja"] and "那覇商工会議所（沖縄県）" in to_expert["body_ja"]
-    assert organization.json()["name"] in to_expert["body_ja"] and to_expert["body_en"]
+    assert organization["name"] in to_expert["body_ja"] and to_expert["body_en"]
     to_served = _notified(api, served, "matching.session.published", title)
     assert expert_name in to_served["body_ja"] and f"{start}〜{end}" in to_served["body_ja"]
     to_left_out = _notified(api, left_out, "matching.session.published", title)

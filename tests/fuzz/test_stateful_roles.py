@@ -31,8 +31,7 @@ import pytest
 
 from launcher.runner import SERVICES, System, SystemConfig
 from tests.conftest import TEST_SECRET, Api, fresh_database
-from tests.e2e.helpers import create_expert, submit_request
-from tests.factories import organization_body
+from tests.e2e.helpers import create_expert, create_organization, submit_request
 from tsunagu.natsserver import free_port
 
 pytestmark = pytest.mark.e2e
@@ -116,9 +115,8 @@ def accounts(fuzz_system: System) -> dict[str, str]:
     }
     emails = {role: api.http.get("/api/v1/auth/me", headers=value).json()["email"] for role, value in headers.items()}
     create_expert(api, headers["expert"])
-    organization = api.http.post("/api/v1/organizations", headers=headers["sme"], json=organization_body())
-    assert organization.status_code == 201, organization.text
-    submit_request(api, headers["sme"], organization_id=organization.json()["id"])
+    organization = create_organization(api, fuzz_system, headers["sme"])
+    submit_request(api, headers["sme"], organization_id=organization["id"])
     return emails
 
 
