@@ -108,6 +108,37 @@ async def test_a_wake_starts_a_round_before_the_poll_interval(
         task.cancel()
 
 
+async def test_a_wake_that_comes_while_a_round_runs_is_not_lost(
+    outbox_engine: Engine, connection: NatsConnection
+) -> None:
+    """A commit just after a round read the outbox wakes the relay while that round still runs: the relay must
+    go again at once, not sleep until its next poll with the event unsent (a lost wake-up made one ranking in
+    ten wait the 200 ms poll in bench_pipeline.py)."""
+    relay = OutboxRelay(outbox_engine, Outbox, connection, poll_interval=3600)  # only a kept wake publishes
+    read = relay._pending
+    committed_after_the_read = asyncio.Event()
+
+    def pending_then_a_commit() -> list[tuple[int, str, str, str]]:
+        rows = read()
+        if not committed_after_the_read.is_set():
+            with session_scope(outbox_engine) as session:
+                add_event(session, Outbox, envelope(subject_id="committed-during-the-round"))
+            relay.wake()  # as the session's after_commit hook does, from the route's worker thread
+            committed_after_the_read.set()
+        return rows
+
+    relay._pending = pending_then_a_commit  # type: ignore[method-assign]
+    task = asyncio.create_task(relay.run())
+    try:
+        await eventually(
+            lambda: committed_after_the_read.is_set() and relay.pending_count() == 0,
+            timeout=10,
+            message="the event committed during a round to be published without waiting for the poll",
+        )
+    finally:
+        task.cancel()
+
+
 def test_published_rows_are_pruned_after_the_retention_and_pending_ones_never(outbox_engine: Engine) -> None:
     engine = outbox_engine
     with session_scope(engine) as session:
