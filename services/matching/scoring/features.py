@@ -13,6 +13,7 @@ on every refresh, with small grouped queries, so a completed engagement frees it
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -237,8 +238,11 @@ DENSE_ARRAYS = (
 )  # fmt: skip
 
 # Rows are re-read from this far behind the newest sequence seen, so a write that got its number
-# before another but committed after it is not missed; rows whose version we hold are skipped.
+# before another but committed after it is not missed; rows whose version we hold are skipped. That
+# look back is taken at most every LOOKBACK_SECONDS (reading 500 keys before every ranking was 7 % of a
+# scorer's CPU); in between, a refresh reads only the rows numbered above the newest seen.
 LOOKBACK = 500
+LOOKBACK_SECONDS = 1.0
 
 
 class FeatureStore:
@@ -251,14 +255,20 @@ class FeatureStore:
         self.matrix.exposure_source = self.exposure
         self._last_seq = 0
         self._versions: dict[str, int] = {}
+        self._looked_back_at = float("-inf")
         self._lock = threading.Lock()
 
     def refresh(self) -> FeatureMatrix:
         with self._lock, Session(self.engine) as session:
-            if self._last_seq == 0:  # the first load: every row, streamed
+            if self._last_seq == 0:  # the first load: every row, streamed (a look back over everything)
+                self._looked_back_at = time.monotonic()
                 changed: Iterable[tuple] = repository.expert_features_changed_since(session, FeatureRow._fields, 0)
             else:  # the look-back window by its keys; whole rows only for versions not held yet
-                keys = repository.expert_feature_versions_since(session, self._last_seq - LOOKBACK)
+                since = self._last_seq
+                if time.monotonic() - self._looked_back_at >= LOOKBACK_SECONDS:
+                    self._looked_back_at = time.monotonic()
+                    since -= LOOKBACK
+                keys = repository.expert_feature_versions_since(session, since)
                 stale = [expert_id for expert_id, version, _ in keys if self._versions.get(expert_id) != version]
                 changed = repository.expert_features_of(session, FeatureRow._fields, stale) if stale else []
                 self._last_seq = max([self._last_seq, *(seq for _, _, seq in keys)])
