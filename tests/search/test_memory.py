@@ -7,6 +7,7 @@ process writing the same file, the compaction that drops removed documents), and
 from __future__ import annotations
 
 import random
+import sqlite3
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -262,3 +263,29 @@ def test_a_snapshot_older_than_the_last_reload_is_answered_in_sql(engine: Embedd
     memory.loaded_generation += 1  # as if reloaded after the snapshot every search now reads
     memory.generation += 1
     check(engine, docs)  # answered by SQL, with the same counts
+
+
+def test_a_repeated_query_reuses_its_matches_until_the_index_changes(engine: EmbeddedSearchEngine) -> None:
+    """The full-text matches of an unfiltered query are kept for the generation they were read at
+    (embedded._MatchCache): the same words again are answered without FTS5, and any write, from this process or
+    another, is seen by the next query."""
+    rng = random.Random(8)
+    docs = {d["id"]: d for d in (doc(n, rng) for n in range(100))}
+    engine.upsert(list(docs.values()))
+    query = SearchQuery(q="クラウド", facets=FACETS)
+    first = engine.search(query)
+    assert len(engine._matches._entries) == 1
+    engine._conn().set_authorizer(lambda action, table, *_: sqlite3.SQLITE_DENY if table == "docs_fts" else 0)
+    try:
+        again = engine.search(query)  # the full-text table is not read: the kept matches answer
+    finally:
+        engine._conn().set_authorizer(None)
+    assert (again.hits, again.total, again.facets) == (first.hits, first.total, first.facets)
+    new = doc(500, rng, bio="クラウド移行の相談")
+    engine.upsert([new])
+    docs[new["id"]] = new
+    after = engine.search(query)
+    assert after.total == first.total + 1 and new["id"] in {
+        hit["id"] for hit in engine.search(SearchQuery(q="クラウド", limit=200)).hits
+    }
+    check(engine, docs)

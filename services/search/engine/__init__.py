@@ -19,7 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .base import MAX_LIMIT, SORTS, SearchEngine, SearchQuery, SearchResult, Suggestion
-from .embedded import EmbeddedSearchEngine
+from .embedded import MATCH_CACHE_SIZE, EmbeddedSearchEngine
 from .meili import MeilisearchEngine
 from .spec import EXPERTS, FACETS, PROJECTS, REQUESTS, SPECS, SUGGEST_KINDS, IndexSpec
 
@@ -53,9 +53,12 @@ def make_engine(
     meili_key: str | None = None,
     meili_index: str | None = None,
     index: str = "experts",
+    match_cache_size: int = MATCH_CACHE_SIZE,
 ) -> SearchEngine:
     """Build the configured engine of one index (experts, requests or projects; not yet set up: call
-    ``setup()``). ``meili_index``: the Meilisearch index uid (default: the index's name)."""
+    ``setup()``). ``meili_index``: the Meilisearch index uid (default: the index's name).
+    ``match_cache_size``: how many unfiltered queries' full-text matches the embedded engine keeps;
+    0 keeps none, as the engine benchmark measures)."""
     backend = (backend or "embedded").strip().lower()
     spec = SPECS.get(index)
     if spec is None:
@@ -63,7 +66,7 @@ def make_engine(
     if backend == "embedded":
         # Not "search.sqlite3": that file is the search service's own database (tsunagu.settings).
         name = "search-index.sqlite3" if index == "experts" else f"search-index-{index}.sqlite3"
-        return EmbeddedSearchEngine(Path(data_dir) / name, spec)
+        return EmbeddedSearchEngine(Path(data_dir) / name, spec, match_cache_size=match_cache_size)
     if backend == "meilisearch":
         if not meili_url:
             raise ValueError("the meilisearch search backend needs a URL (set MEILI_URL)")

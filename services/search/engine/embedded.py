@@ -34,6 +34,7 @@ import json
 import logging
 import sqlite3
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from itertools import chain
@@ -147,6 +148,47 @@ _WITHIN = " AND +rowid IN (SELECT value FROM json_each(?))"
 _RANKED_WITHIN = _RANKED + _WITHIN
 _MATCHED_WITHIN = _MATCHED + _WITHIN
 _SELECTIVE = 0.5  # the share of the documents below which a filter is applied before ranking
+MATCH_CACHE_SIZE = 256  # unfiltered full-text matches kept per index (see _MatchCache)
+
+
+class _MatchCache:
+    """The full-text matches (rowids, and their bm25 ranks) of recent unfiltered queries, for the index
+    generation they were read at. bm25 over a broad word (支援, クラウド: thousands of matches) was 40 % of the
+    search service's CPU under the load mix (py-spy, bench_load.py), and people search the same few words
+    again and again; a generation is a snapshot (every write raises it), so an entry can never be stale: the
+    first query of a newer generation empties the cache. Least recently used entries go first."""
+
+    def __init__(self, size: int = MATCH_CACHE_SIZE) -> None:
+        self._size = size
+        self._generation = -1
+        self._entries: OrderedDict[tuple[str, bool], tuple[np.ndarray, np.ndarray | None]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, generation: int, key: tuple[str, bool]) -> tuple[np.ndarray, np.ndarray | None] | None:
+        with self._lock:
+            if generation != self._generation:
+                return None
+            found = self._entries.get(key)
+            if found is not None:
+                self._entries.move_to_end(key)
+            return found
+
+    def put(self, generation: int, key: tuple[str, bool], value: tuple[np.ndarray, np.ndarray | None]) -> None:
+        for array in value:
+            if array is not None:
+                array.flags.writeable = False  # shared by every query that hits it
+        with self._lock:
+            if generation < self._generation:
+                return  # read from an older snapshot than the cache already holds
+            if generation > self._generation:
+                self._generation = generation
+                self._entries.clear()
+            self._entries[key] = value
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+
+
 _MEMORY_FIELDS = (*specs.FACETS, *CONDITION_FIELDS)
 _SUGGEST_ROWS = 400  # keyword rows read per suggestion lookup (ranked and cut in SearchEngine.suggest)
 
@@ -176,7 +218,9 @@ def _fts_rows(rowids: list[int], texts: list[list[str]]) -> list[tuple[Any, ...]
 class EmbeddedSearchEngine(SearchEngine):
     name = "embedded"
 
-    def __init__(self, path: str | Path, spec: specs.IndexSpec = specs.EXPERTS) -> None:
+    def __init__(
+        self, path: str | Path, spec: specs.IndexSpec = specs.EXPERTS, *, match_cache_size: int = MATCH_CACHE_SIZE
+    ) -> None:
         if str(path) == ":memory:":
             raise ValueError("the embedded engine needs a file (each thread opens its own connection)")
         self.path = Path(path)
@@ -196,6 +240,7 @@ class EmbeddedSearchEngine(SearchEngine):
         self._memory_lock = threading.Lock()
         self._reloading = False  # a background reload is under way (see _current_memory)
         self._pending: list[tuple[str, Any]] = []
+        self._matches = _MatchCache(match_cache_size)  # 0: every query reads its matches (bench_search.py)
 
     # -- connections -------------------------------------------------------------------------------------
 
@@ -424,16 +469,22 @@ class EmbeddedSearchEngine(SearchEngine):
         the rest from memory (memory.py); None when the memory was reloaded after this read snapshot began."""
         ranked = query.sort == "relevance"
         allowed = self._selective_filter(conn, generation, query, plan)
-        if allowed is None:
-            candidates = conn.execute(_RANKED if ranked else _MATCHED, (match,)).fetchall()
+        cached = self._matches.get(generation, (match, ranked)) if allowed is None else None
+        if cached is not None:
+            rowids, ranks = cached
         else:
-            sql = _RANKED_WITHIN if ranked else _MATCHED_WITHIN
-            candidates = conn.execute(sql, (match, json.dumps(allowed.tolist()))).fetchall()
-        width = 2 if ranked else 1
-        table = np.fromiter(chain.from_iterable(candidates), dtype=np.float64, count=width * len(candidates))
-        table = table.reshape(len(candidates), width)
-        rowids = table[:, 0].astype(np.int64)
-        ranks = table[:, 1] if ranked else None
+            if allowed is None:
+                candidates = conn.execute(_RANKED if ranked else _MATCHED, (match,)).fetchall()
+            else:
+                sql = _RANKED_WITHIN if ranked else _MATCHED_WITHIN
+                candidates = conn.execute(sql, (match, json.dumps(allowed.tolist()))).fetchall()
+            width = 2 if ranked else 1
+            table = np.fromiter(chain.from_iterable(candidates), dtype=np.float64, count=width * len(candidates))
+            table = table.reshape(len(candidates), width)
+            rowids = table[:, 0].astype(np.int64)
+            ranks = np.ascontiguousarray(table[:, 1]) if ranked else None
+            if allowed is None:  # a filtered query ranks a few hundred rows: not worth keeping
+                self._matches.put(generation, (match, ranked), (rowids, ranks))
         with self._memory_lock:
             memory = self._current_memory(conn, generation)
             if memory is None:
