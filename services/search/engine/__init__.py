@@ -58,7 +58,7 @@ def make_engine(
     """Build the configured engine of one index (experts, requests or projects; not yet set up: call
     ``setup()``). ``meili_index``: the Meilisearch index uid (default: the index's name).
     ``match_cache_size``: how many unfiltered queries' full-text matches the embedded engine keeps;
-    0 keeps none, as the engine benchmark measures)."""
+    0 keeps none, as the engine benchmark measures."""
     backend = (backend or "embedded").strip().lower()
     spec = SPECS.get(index)
     if spec is None:
