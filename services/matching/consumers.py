@@ -27,6 +27,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -185,11 +186,12 @@ def _rank_into(
         entries=[entry.as_entry(i + 1, DEFAULT_WEIGHTS, request.topics) for i, entry in enumerate(ranked)],
     )
     session.add(ranking)
-    # This worker's next ranking counts this one's exposure at once (other workers' rankings are read from the
-    # database every second). Should the transaction fail, the event is handled again and its new ranking
-    # replaces this one in the totals.
-    if matrix.exposure_source is not None:
-        matrix.exposure_source.record(ranking.request_id, ranking.computed_at, ranking.entries)
+    # Once committed, this worker's next ranking counts this one's exposure at once (other workers' rankings
+    # are read from the database every second); a ranking rolled back is never counted.
+    exposure = matrix.exposure_source
+    if exposure is not None:
+        shown = (ranking.request_id, ranking.computed_at, list(ranking.entries))
+        event.listen(session, "after_commit", lambda _session: exposure.record(*shown), once=True)
     ranked_event = RequestRankedV1(
         request_id=request.id,
         ranking_id=ranking.id,
