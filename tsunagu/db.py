@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import DateTime, TypeDecorator, event
 from sqlalchemy import exc as sa_exc
@@ -46,18 +47,27 @@ def service_base(name: str) -> type[SQLModel]:
     return type(f"{name.title()}Model", (SQLModel,), {}, registry=registry())
 
 
+def use_wal(cursor: Any) -> None:
+    """Put an SQLite database file in WAL mode, unless it is already (the mode is kept in the file). Switching
+    needs the file to itself, and a connection asking for it while others use the file can fail with "database
+    is locked" whatever the busy timeout (a fresh-clone test run met it in a test's setup): so only the first
+    connection to a new file switches, and every later one just reads the mode."""
+    if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+        cursor.execute("PRAGMA journal_mode=WAL")
+
+
 def make_engine(url: str, *, echo: bool = False) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):
-            # WAL lets the outbox relay read while a request writes; busy_timeout waits instead of failing.
+            # busy_timeout waits instead of failing; WAL lets the outbox relay read while a request writes.
             cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            use_wal(cursor)
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
 
         return engine

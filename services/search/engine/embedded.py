@@ -43,6 +43,8 @@ from typing import Any
 
 import numpy as np
 
+from tsunagu.db import use_wal
+
 from . import spec as specs
 from . import text
 from .base import Plan, SearchEngine, SearchQuery, SearchResult, _Cached, validate_docs
@@ -258,7 +260,7 @@ class EmbeddedSearchEngine(SearchEngine):
         if conn is None:
             # isolation_level=None: autocommit; writes open their own BEGIN IMMEDIATE.
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30.0)
-            conn.execute("PRAGMA journal_mode=WAL")
+            use_wal(conn)  # only the first connection to a new index file switches (tsunagu.db.use_wal)
             conn.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints; the index can be rebuilt anyway
             conn.execute("PRAGMA temp_store=MEMORY")
             conn.execute("PRAGMA cache_size=-65536")  # 64 MB: the index of ~30k experts stays in memory
