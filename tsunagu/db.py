@@ -6,6 +6,7 @@ own SQLModel registry (see ``service_base``), so one process never creates anoth
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.orm import registry
 from sqlmodel import Session, SQLModel, create_engine, text
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
 
 def utcnow() -> datetime:
@@ -48,12 +50,26 @@ def service_base(name: str) -> type[SQLModel]:
 
 
 def use_wal(cursor: Any) -> None:
-    """Put an SQLite database file in WAL mode, unless it is already (the mode is kept in the file). Switching
-    needs the file to itself, and a connection asking for it while others use the file can fail with "database
-    is locked" whatever the busy timeout (a fresh-clone test run met it in a test's setup): so only the first
-    connection to a new file switches, and every later one just reads the mode."""
-    if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
-        cursor.execute("PRAGMA journal_mode=WAL")
+    """Put an SQLite database file in WAL mode, unless it is already (the mode is kept in the file): only the
+    first connection to a new file switches (switching needs the file to itself), every later one reads the mode.
+
+    A new connection's first statement has met "database is locked" although the busy timeout was set, while
+    other connections used the file (about once in a few hundred test setups, on the mode's read as on the
+    switch): it is tried again, for up to 30 s like the busy timeout."""
+    for attempt in Retrying(
+        retry=retry_if_exception(_locked),
+        wait=wait_exponential(multiplier=0.01, max=0.5),
+        stop=stop_after_delay(30),
+        reraise=True,
+    ):
+        with attempt:  # every row read: a statement left unfinished would keep its lock on the file
+            [(mode,)] = cursor.execute("PRAGMA journal_mode").fetchall()
+            if str(mode).lower() != "wal":
+                cursor.execute("PRAGMA journal_mode=WAL").fetchall()
+
+
+def _locked(error: BaseException) -> bool:
+    return isinstance(error, sqlite3.OperationalError) and "locked" in str(error)
 
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:
