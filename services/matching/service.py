@@ -104,8 +104,20 @@ from tsunagu.pagination import Page, PageParams
 from tsunagu.reference import dss_roles, prefectures, topics
 
 JST = ZoneInfo("Asia/Tokyo")
+
+
 CLOSED_BY_OTHER_JA = "他の専門家に決定しました"
 CLOSED_BY_CANCEL_JA = "相談依頼が取り消されました"
+
+
+def _unknown_organization() -> ApiError:
+    # Matching learns of organisations from profiles' events: one registered a moment ago may not be here yet.
+    return invalid_field(
+        "organization_id",
+        "登録されていない組織です（登録した直後なら、数秒後にもう一度お試しください）",
+        "Unknown organisation (if it was registered just now, try again in a few seconds)",
+    )
+
 
 # --- access -------------------------------------------------------------------------------------
 
@@ -140,7 +152,7 @@ def submit_request(session: Session, principal: Principal, body: RequestCreate) 
     if body.organization_id is not None:
         organization = repository.get_organization(session, body.organization_id)
         if organization is None:
-            raise invalid_field("organization_id", "登録されていない組織です", "Unknown organisation")
+            raise _unknown_organization()
         if not principal.is_privileged and not repository.is_member(session, body.organization_id, principal.sub):
             raise forbidden("この組織の担当者ではありません", "You do not act for this organisation")
     all_topics = body.all_topics()
@@ -1236,7 +1248,7 @@ def register_for_consultation(
         raise ApiError(409, "session_cancelled", "この相談会は中止されました", "This consultation day was cancelled")
     if body.organization_id is not None:
         if repository.get_organization(session, body.organization_id) is None:
-            raise invalid_field("organization_id", "登録されていない組織です", "Unknown organisation")
+            raise _unknown_organization()
         if not principal.is_privileged and not repository.is_member(session, body.organization_id, principal.sub):
             raise forbidden("この組織の担当者ではありません", "You do not act for this organisation")
     topics = body.all_topics()
@@ -1589,7 +1601,7 @@ def create_project(session: Session, principal: Principal, body: ProjectCreate) 
     if body.organization_id is not None:
         organization = repository.get_organization(session, body.organization_id)
         if organization is None:
-            raise invalid_field("organization_id", "登録されていない組織です", "Unknown organisation")
+            raise _unknown_organization()
         sme_name = sme_name or organization.name
     project = HubProject(
         **body.model_dump(exclude={"requirements", "sme_name"}),
