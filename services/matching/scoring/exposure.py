@@ -11,7 +11,7 @@ The store is shared by every worker through the database: it reads rankings comp
 looked (with a small overlap, so a ranking committed late by another worker is not missed) and keeps
 totals per expert incrementally, so a refresh costs the new rankings only.
 
-A worker records its own rankings as it writes them (``record``), so its next ranking counts them at once;
+A worker records its own rankings as their transactions commit (``record``), so its next ranking counts them;
 what other workers ranked and the proposals made are read from the database at most every
 ``REFRESH_SECONDS``. Exposure is a slow signal (four weeks of rankings): a second's delay changes no order
 that matters, while reading the window's keys before every ranking was a quarter of a scorer's CPU per
