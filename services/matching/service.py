@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -387,16 +388,32 @@ def _actor_id(principal: Principal | None) -> str:
     return principal.sub if principal else "system"
 
 
+def _case(session: Session, request: SmeRequest, principal: Principal | None) -> dict[str, Any]:
+    """The fields every change of a case carries (its request, who is told on the SME's side, who acted)."""
+    return {
+        "request_id": request.id,
+        "request_title": request.title,
+        "prefecture": request.prefecture,
+        "organization_id": request.organization_id,
+        "sme_user_ids": _sme_user_ids(session, request),
+        "actor_id": _actor_id(principal),
+    }
+
+
+def _expert(feature: ExpertFeature | None, expert_id: str) -> dict[str, Any]:
+    """The expert's name and account as a proposal's or engagement's event names them (the id when unknown)."""
+    return {
+        "expert_id": expert_id,
+        "expert_name": feature.display_name if feature else expert_id,
+        "expert_user_id": feature.owner_user_id if feature else None,
+    }
+
+
 def _request_event(
     session: Session, request: SmeRequest, event: str, from_status: str | None, principal: Principal | None, reason=None
 ) -> None:
     data = RequestChangedV1(
-        request_id=request.id,
-        request_title=request.title,
-        prefecture=request.prefecture,
-        organization_id=request.organization_id,
-        sme_user_ids=_sme_user_ids(session, request),
-        actor_id=_actor_id(principal),
+        **_case(session, request, principal),
         reason=reason,
         status=request.status,
         from_status=from_status,
@@ -417,17 +434,10 @@ def _proposal_event(
     principal: Principal | None,
 ) -> None:
     data = ProposalChangedV1(
-        request_id=request.id,
-        request_title=request.title,
-        prefecture=request.prefecture,
-        organization_id=request.organization_id,
-        sme_user_ids=_sme_user_ids(session, request),
-        actor_id=_actor_id(principal),
+        **_case(session, request, principal),
         reason=proposal.reason,
         proposal_id=proposal.id,
-        expert_id=proposal.expert_id,
-        expert_name=feature.display_name if feature else proposal.expert_id,
-        expert_user_id=feature.owner_user_id if feature else None,
+        **_expert(feature, proposal.expert_id),
         broker_id=proposal.broker_id,
         state=proposal.state,
         from_state=from_state,
@@ -454,18 +464,11 @@ def _engagement_event(
         proposal = repository.get_proposal(session, engagement.proposal_id)
         broker_id = proposal.broker_id if proposal else None
     data = EngagementChangedV1(
-        request_id=request.id,
-        request_title=request.title,
-        prefecture=request.prefecture,
-        organization_id=request.organization_id,
-        sme_user_ids=_sme_user_ids(session, request),
-        actor_id=_actor_id(principal),
+        **_case(session, request, principal),
         reason=engagement.reason,
         engagement_id=engagement.id,
         proposal_id=engagement.proposal_id,
-        expert_id=engagement.expert_id,
-        expert_name=feature.display_name if feature else engagement.expert_id,
-        expert_user_id=feature.owner_user_id if feature else None,
+        **_expert(feature, engagement.expert_id),
         broker_id=broker_id,
         state=engagement.state,
         from_state=from_state,
