@@ -243,27 +243,9 @@ def list_proposals(
     experts, to requests in these prefectures, to requests an SME user made or whose organisation they
     act for (``(user_id, organisation ids)``)."""
     query = select(Proposal)
-    if prefectures is not None or sme_user is not None:
-        query = query.join(SmeRequest, col(SmeRequest.id) == col(Proposal.request_id))
     if request_id is not None:
         query = query.where(Proposal.request_id == request_id)
-    if expert_ids is not None:
-        query = query.where(col(Proposal.expert_id).in_(expert_ids))
-    if prefectures is not None:
-        query = query.where(col(SmeRequest.prefecture).in_(prefectures))
-    if sme_user is not None:
-        user_id, organization_ids = sme_user
-        own = [col(SmeRequest.created_by) == user_id]
-        if organization_ids:
-            own.append(col(SmeRequest.organization_id).in_(organization_ids))
-        query = query.where(or_(*own))
-    if state is not None:
-        query = query.where(Proposal.state == state)
-    total = session.exec(select(func.count()).select_from(query.subquery())).one()
-    rows = session.exec(
-        query.order_by(col(Proposal.created_at).desc(), col(Proposal.id)).limit(limit).offset(offset)
-    ).all()
-    return list(rows), total
+    return _newest_of_cases(session, query, Proposal, expert_ids, prefectures, sme_user, state, limit, offset)
 
 
 def proposals_due_to_expire(session: Session, now: datetime, *, limit: int = 500) -> list[Proposal]:
@@ -305,11 +287,29 @@ def list_engagements(
     offset: int,
 ) -> tuple[list[Engagement], int]:
     """Engagements newest first and their total, narrowed like ``list_proposals``."""
-    query = select(Engagement)
+    return _newest_of_cases(
+        session, select(Engagement), Engagement, expert_ids, prefectures, sme_user, state, limit, offset
+    )
+
+
+def _newest_of_cases(
+    session: Session,
+    query: Any,
+    model: type[Proposal] | type[Engagement],
+    expert_ids: list[str] | None,
+    prefectures: list[str] | None,
+    sme_user: tuple[str, list[str]] | None,
+    state: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[Any], int]:
+    """A page of proposals or engagements (``model``, selected by ``query``), newest first, and their total,
+    narrowed to these experts, to requests in these prefectures, to requests an SME user made or whose
+    organisation they act for, and to one state: ``list_proposals`` and ``list_engagements`` alike."""
     if prefectures is not None or sme_user is not None:
-        query = query.join(SmeRequest, col(SmeRequest.id) == col(Engagement.request_id))
+        query = query.join(SmeRequest, col(SmeRequest.id) == col(model.request_id))
     if expert_ids is not None:
-        query = query.where(col(Engagement.expert_id).in_(expert_ids))
+        query = query.where(col(model.expert_id).in_(expert_ids))
     if prefectures is not None:
         query = query.where(col(SmeRequest.prefecture).in_(prefectures))
     if sme_user is not None:
@@ -319,11 +319,9 @@ def list_engagements(
             own.append(col(SmeRequest.organization_id).in_(organization_ids))
         query = query.where(or_(*own))
     if state is not None:
-        query = query.where(Engagement.state == state)
+        query = query.where(model.state == state)
     total = session.exec(select(func.count()).select_from(query.subquery())).one()
-    rows = session.exec(
-        query.order_by(col(Engagement.created_at).desc(), col(Engagement.id)).limit(limit).offset(offset)
-    ).all()
+    rows = session.exec(query.order_by(col(model.created_at).desc(), col(model.id)).limit(limit).offset(offset)).all()
     return list(rows), total
 
 
