@@ -289,3 +289,22 @@ def test_a_repeated_query_reuses_its_matches_until_the_index_changes(engine: Emb
         hit["id"] for hit in engine.search(SearchQuery(q="クラウド", limit=200)).hits
     }
     check(engine, docs)
+
+
+def test_a_filtered_query_is_answered_from_the_kept_matches_of_its_words(engine: EmbeddedSearchEngine) -> None:
+    """A query with a prefecture filter reuses the kept matches of the same words (a superset, ranked alike) and
+    gives exactly the answer the full-text table gives it."""
+    rng = random.Random(9)
+    docs = {d["id"]: d for d in (doc(n, rng) for n in range(200))}
+    engine.upsert(list(docs.values()))
+    filtered = SearchQuery(q="クラウド", prefectures=("13",), facets=FACETS)
+    from_sql = engine.search(filtered)  # nothing kept yet: ranked in SQL within the filter
+    engine.search(SearchQuery(q="クラウド"))  # the unfiltered words: their matches are kept
+    engine._conn().set_authorizer(lambda action, table, *_: sqlite3.SQLITE_DENY if table == "docs_fts" else 0)
+    try:
+        kept = engine.search(filtered)
+    finally:
+        engine._conn().set_authorizer(None)
+    assert 0 < kept.total < len(docs)
+    assert (kept.hits, kept.total, kept.facets) == (from_sql.hits, from_sql.total, from_sql.facets)
+    check(engine, docs)
