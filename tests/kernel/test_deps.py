@@ -1,16 +1,30 @@
-"""tsunagu/deps.py: the role dependencies on a tiny app (401 anonymous, 403 wrong role, admins pass)."""
+"""tsunagu/deps.py: the role dependencies on a tiny app (401 anonymous, 403 wrong role, admins pass), and the
+session dependency (one transaction per request: what the route did not commit is not written)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlmodel import Field, Session, select
 
 from tests.factories import GATEWAY_KEYS, service_token
 from tsunagu.auth import Principal, PublicKeys, Role, principal_dependency
-from tsunagu.deps import AdminDep, BrokerDep, CallerDep, ExpertDep, PageDep, RegionalStaffDep, SmeDep, UserDep
+from tsunagu.db import make_engine, service_base
+from tsunagu.deps import (
+    AdminDep,
+    BrokerDep,
+    CallerDep,
+    ExpertDep,
+    PageDep,
+    RegionalStaffDep,
+    SessionDep,
+    SmeDep,
+    UserDep,
+)
 from tsunagu.errors import install_error_handlers
 
 
@@ -144,3 +158,49 @@ def test_the_caller_is_answered_on_the_event_loop_once_its_token_is_known() -> N
     assert client.get("/caller", headers=headers).json() == {"role": "sme"} and len(threads) == 1  # remembered
     forged = {"authorization": headers["authorization"][:-4] + "AAAA"}
     assert client.get("/caller", headers=forged).status_code == 401 and len(threads) == 2
+
+
+DepsModel = service_base("depstest")
+
+
+class Note(DepsModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    text: str
+
+
+def test_the_session_commits_what_the_route_commits_and_nothing_else(tmp_path: Path) -> None:
+    """A route's session (opened on the event loop, used in the route's thread): a commit is written and wakes
+    the relay; a route that fails after writing leaves nothing; a route that only reads gives its connection
+    back."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'deps.sqlite3'}")
+    DepsModel.metadata.create_all(engine)
+    woken: list[bool] = []
+    app = FastAPI()
+    install_error_handlers(app)
+    app.state.runtime = SimpleNamespace(engine=engine, events_written=lambda: woken.append(True))
+
+    @app.post("/notes")
+    def add(session: SessionDep) -> dict:
+        session.add(Note(text="kept"))
+        session.commit()
+        return {}
+
+    @app.post("/broken")
+    def broken(session: SessionDep) -> dict:
+        session.add(Note(text="half"))
+        session.flush()  # written inside the transaction, then the route fails
+        raise RuntimeError("after the write")
+
+    @app.get("/notes")
+    def read(session: SessionDep) -> list[str]:
+        return [note.text for note in session.exec(select(Note))]
+
+    client = TestClient(app, raise_server_exceptions=False)
+    assert client.post("/notes").status_code == 200
+    assert woken == [True]
+    assert client.post("/broken").status_code == 500
+    assert client.get("/notes").json() == ["kept"]
+    assert engine.pool.checkedout() == 0  # every session gave its connection back
+    with Session(engine) as session:
+        assert [note.text for note in session.exec(select(Note))] == ["kept"]
+    engine.dispose()
