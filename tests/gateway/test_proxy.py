@@ -4,6 +4,8 @@ a 503; small bodies pass whole with their length, large ones stream."""
 
 from __future__ import annotations
 
+import socketserver
+import threading
 from collections.abc import Callable
 
 import httpx
@@ -13,8 +15,9 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.testclient import TestClient
 
 from gateway.app import create_app
-from gateway.proxy import public_path, resolve, upstream_client
+from gateway.proxy import SERVICES, ServiceTransport, public_path, resolve, upstream_client
 from gateway.settings import GatewaySettings
+from tsunagu.natsserver import free_port
 
 
 @pytest.mark.parametrize(
@@ -109,8 +112,87 @@ def test_small_bodies_pass_whole_with_their_length_and_large_ones_stream(setting
 
 
 def test_the_upstream_client_keeps_enough_connections_alive(settings: GatewaySettings) -> None:
-    pool = upstream_client(settings)._transport._pool  # type: ignore[attr-defined]
-    assert pool._max_keepalive_connections >= 100 and pool._keepalive_expiry < 5  # uvicorn's keep-alive: 5 s
+    client = upstream_client(settings)
+    for service in SERVICES:
+        transport = client._transport_for_url(httpx.URL(settings.service_url(service) + "/x"))
+        assert isinstance(transport, ServiceTransport)  # a pool of its own per service
+        limits = transport.limits
+        assert limits.max_keepalive_connections >= 100 and limits.keepalive_expiry < 5  # uvicorn's keep-alive: 5 s
+
+
+class _ClosingService:
+    """A real HTTP service on a socket that answers the first call of each connection (kept alive) and closes
+    the connection on the second without answering, as a service closing an idle connection at the moment a
+    call is sent on it does."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), self._handler())
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def _handler(self):
+        calls = self.calls
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                for answered in (True, False):
+                    head = b""
+                    while not head.endswith(b"\r\n\r\n"):
+                        byte = self.rfile.read(1)
+                        if not byte:
+                            return
+                        head += byte
+                    length = next(
+                        (
+                            int(line.split(b":")[1])
+                            for line in head.split(b"\r\n")
+                            if line.lower().startswith(b"content-length:")
+                        ),
+                        0,
+                    )
+                    self.rfile.read(length)
+                    calls.append(head.split(b" ")[0].decode())
+                    if not answered:
+                        return  # closed without an answer
+                    body = b'{"ok": true}'
+                    self.wfile.write(
+                        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
+                        % (len(body), body)
+                    )
+                    self.wfile.flush()
+
+        return Handler
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_the_real_transport_retries_a_read_on_a_closed_connection_and_not_a_write(settings: GatewaySettings) -> None:
+    """Through aiohttp's pool on real sockets (``ServiceTransport``): a GET sent on a kept-alive connection that
+    the service closes is sent once more on a new one; a POST is not (it may have been applied): a 503."""
+    service = _ClosingService()
+    try:
+        configured = settings.model_copy(update={"search_url": service.url})
+        with TestClient(create_app(configured)) as client:
+            assert client.get("/api/v1/search/experts").json() == {"ok": True}
+            assert client.get("/api/v1/search/experts").json() == {"ok": True}  # closed under it, sent again
+            assert service.calls == ["GET", "GET", "GET"]
+            service.calls.clear()
+            written = client.post("/api/v1/search/experts", json={})  # the kept connection, closed under it
+        assert written.status_code == 503 and written.json()["error"]["code"] == "upstream_unavailable"
+        assert service.calls == ["POST"]  # sent once: it may have been applied
+    finally:
+        service.stop()
+
+
+def test_a_service_that_refuses_connections_is_a_503_not_a_timeout(settings: GatewaySettings) -> None:
+    configured = settings.model_copy(update={"search_url": f"http://127.0.0.1:{free_port()}"})  # nothing listens
+    with TestClient(create_app(configured)) as client:
+        response = client.get("/api/v1/search/experts")
+    assert response.status_code == 503 and response.json()["error"]["code"] == "upstream_unavailable"
 
 
 def test_a_read_on_a_connection_closed_under_it_is_sent_again_and_a_write_is_not(settings: GatewaySettings) -> None:
