@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import DateTime, Text, delete, func
+from sqlalchemy import DateTime, Text, delete, func, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, col, select
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
@@ -110,10 +110,16 @@ def record_change(
 
 def claim_event(session: Session, processed_model: type[ProcessedEventFields], event_id: str, consumer: str) -> bool:
     """True the first time a consumer sees an event id (inside the handler's transaction), else False."""
-    if session.get(processed_model, (event_id, consumer)) is not None:
+    if is_claimed(session, processed_model, event_id, consumer):
         return False
     session.add(processed_model(event_id=event_id, consumer=consumer))
     return True
+
+
+def is_claimed(session: Session, processed_model: type[ProcessedEventFields], event_id: str, consumer: str) -> bool:
+    """Whether a consumer has applied this event id already: a read only, for a handler that does its work
+    before its first write (and still claims with ``claim_event`` when it writes)."""
+    return session.get(processed_model, (event_id, consumer)) is not None
 
 
 def prune_processed(engine: Engine, processed_model: type[ProcessedEventFields], keep: timedelta) -> int:
@@ -191,22 +197,23 @@ class OutboxRelay:
     def _pending(self) -> list[tuple[int, str, str, str]]:
         with Session(self.engine) as session:
             rows = session.exec(
-                select(self.model)
+                select(self.model.seq, self.model.event_id, self.model.subject, self.model.payload)
                 .where(col(self.model.published_at).is_(None))
                 .order_by(col(self.model.seq))
                 .limit(self.batch_size)
             ).all()
-            return [(row.seq, row.event_id, row.subject, row.payload) for row in rows]
+            return [(seq, event_id, subject, payload) for seq, event_id, subject, payload in rows]
 
     def _mark_published(self, seqs: list[int]) -> None:
         if not seqs:
             return
+        # One UPDATE for the round (it was a SELECT of the rows and an UPDATE per row).
         with session_scope(self.engine) as session:
-            now = utcnow()
-            for row in session.exec(select(self.model).where(col(self.model.seq).in_(seqs))):
-                row.published_at = now
-                row.attempts += 1
-                row.last_error = None
+            session.execute(
+                update(self.model)
+                .where(col(self.model.seq).in_(seqs))
+                .values(published_at=utcnow(), attempts=col(self.model.attempts) + 1, last_error=None)
+            )
 
     def _mark_failed(self, seq: int, error: str) -> None:
         with session_scope(self.engine) as session:

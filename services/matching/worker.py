@@ -8,7 +8,8 @@ that, it re-ranks the open requests an expert change may have moved (the ``resco
 the re-ranking loop ranks them again).
 
 Scorer timings for Prometheus (tsunagu/metrics.py serves them): ``tsunagu_scorer_rank_seconds``, the time
-to handle one submitted request (feature refresh, ranking, and the commit of the ranking and its event), and
+to handle one submitted request (feature refresh, ranking, and the commit of the ranking and its event; for a
+batch ranked in one transaction, the batch's time shared among its requests), and
 ``tsunagu_scorer_submit_to_ranked_seconds``, from the submission (the event's ``occurred_at``) until its
 ranking is committed, which includes the wait in the outbox and in JetStream: what an SME waits.
 """
@@ -28,7 +29,7 @@ from services.matching.scoring.features import FeatureStore
 from services.matching.settings import SERVICE_NAME, MatchingSettings
 from tsunagu.db import make_engine, utcnow
 from tsunagu.events import EventEnvelope
-from tsunagu.messaging import Handler
+from tsunagu.messaging import BatchHandler, Handler
 from tsunagu.metrics import LATENCY_BUCKETS
 from tsunagu.service import ServiceRuntime
 
@@ -58,6 +59,22 @@ def timed(handler: Handler) -> Handler:
     return handle
 
 
+def timed_batch(handler: BatchHandler) -> BatchHandler:
+    """The scorer's batch handler, timed like ``timed``: each request of the batch is counted, with the
+    batch's time shared equally (the refresh and the commit are the batch's, not one request's)."""
+
+    async def handle(envelopes: list[EventEnvelope]) -> None:
+        started = time.perf_counter()
+        await handler(envelopes)
+        each = (time.perf_counter() - started) / max(1, len(envelopes))
+        now = utcnow()
+        for envelope in envelopes:
+            RANK_SECONDS.observe(each)
+            SUBMIT_TO_RANKED_SECONDS.observe(max(0.0, (now - envelope.occurred_at).total_seconds()))
+
+    return handle
+
+
 def build_runtime(settings: MatchingSettings) -> ServiceRuntime:
     runtime = ServiceRuntime(
         name=f"{SERVICE_NAME}-scorer",
@@ -70,6 +87,8 @@ def build_runtime(settings: MatchingSettings) -> ServiceRuntime:
     first_rankings = consumers.FirstRankings()  # re-ranking gives way while submitted requests are ranked
     for spec in consumers.scorer_consumers(runtime.engine, store, runtime.events_written, first_rankings):
         spec.handler = timed(spec.handler)
+        if spec.batch_handler is not None:
+            spec.batch_handler = timed_batch(spec.batch_handler)
         runtime.consumer_specs.append(spec)
     reranker = consumers.RerankLoop(runtime.engine, store, runtime.events_written, first_rankings)
     runtime.consumer_specs.extend(consumers.rerank_consumers(runtime.engine, store, reranker.wake))

@@ -1,15 +1,23 @@
 """The event handlers: the projections (idempotent by event id, newer versions only, organisation members
-replaced, a batch all or nothing) and the scorer's (ranks once, the ranked event in the outbox)."""
+replaced, a batch all or nothing) and the scorer's (ranks once, the ranked event in the outbox; a fetched
+batch of submissions in one transaction, each ranked once, never reopening a closed request, all or nothing,
+and holding no write lock while it ranks)."""
 
 from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from services.matching import repository
-from services.matching.consumers import projection_consumers, rank_submitted_request, scorer_consumers
+from services.matching.consumers import (
+    projection_consumers,
+    rank_submitted_request,
+    rank_submitted_requests,
+    scorer_consumers,
+)
 from services.matching.models import ExpertFeature, OrganizationMember, Ranking
 from services.matching.scoring.features import FeatureStore
 from tests.factories import request_body
@@ -137,3 +145,147 @@ def test_a_submitted_event_for_an_unknown_request_is_dead_lettered(engine: Engin
     )
     with pytest.raises(PermanentEventError):
         rank_once(engine, FeatureStore(engine), event)
+
+
+# --- a batch of submissions ranked in one transaction (consumers.rank_submitted_requests) ------------------
+
+
+def submit_as(client: TestClient, auth: Auth, engine: Engine, request_id: str, **overrides) -> EventEnvelope:
+    """A submission made under the HTTP request id ``request_id`` (its events' correlation id)."""
+    headers = {**auth(Role.SME, "sme-1"), "x-request-id": request_id}
+    response = client.post("/requests", json=request_body(**overrides), headers=headers)
+    assert response.status_code == 201, response.text
+    return outbox(engine, Subjects.REQUEST_SUBMITTED)[-1]
+
+
+def rank_batch(engine: Engine, store: FeatureStore, events: list[EventEnvelope]) -> list[Ranking]:
+    with session_scope(engine) as session:
+        return [ranking for _, ranking in rank_submitted_requests(session, store, events)]
+
+
+def rankings(engine: Engine) -> list[Ranking]:
+    with Session(engine) as session:
+        return list(session.exec(select(Ranking)).all())
+
+
+def test_a_batch_ranks_each_request_once_each_event_answered_with_its_correlation_id(
+    client: TestClient, auth: Auth, engine: Engine
+) -> None:
+    project(engine, expert_event(expert_id="okinawa"), expert_event(expert_id="tokyo", prefectures=["13"]))
+    events = [submit_as(client, auth, engine, f"req-{i}", prefecture="47") for i in range(3)]
+    store = FeatureStore(engine)
+    refreshes = []
+    refresh = store.refresh
+    store.refresh = lambda: refreshes.append(1) or refresh()  # type: ignore[method-assign]
+
+    ranked = rank_batch(engine, store, events)
+    assert [ranking.request_id for ranking in ranked] == [event.subject_id for event in events]
+    assert len(refreshes) == 1  # one refresh for the whole batch
+    assert rank_batch(engine, store, events) == []  # the batch redelivered: nothing more
+    assert len(rankings(engine)) == 3
+    announced = {event.subject_id: event for event in outbox(engine, Subjects.REQUEST_RANKED)}
+    assert {event.subject_id for event in events} == set(announced)
+    for event in events:  # each ranked event carries the id of the submission it answers
+        assert announced[event.subject_id].correlation_id == event.correlation_id
+    assert {event.correlation_id for event in events} == {"req-0", "req-1", "req-2"}
+    with Session(engine) as session:
+        assert all(repository.get_request(session, e.subject_id).status == "ranked" for e in events)
+
+
+def test_a_duplicate_in_a_batch_is_ignored(client: TestClient, auth: Auth, engine: Engine) -> None:
+    project(engine, expert_event(expert_id="okinawa"))
+    first, second = (submit_as(client, auth, engine, f"req-{i}", prefecture="47") for i in range(2))
+    ranked = rank_batch(engine, FeatureStore(engine), [first, second, first])
+    assert [ranking.request_id for ranking in ranked] == [first.subject_id, second.subject_id]
+    assert len(rankings(engine)) == 2 and len(outbox(engine, Subjects.REQUEST_RANKED)) == 2
+
+
+def test_a_cancelled_request_in_a_batch_is_not_reopened(client: TestClient, auth: Auth, engine: Engine) -> None:
+    project(engine, expert_event(expert_id="okinawa"))
+    kept, cancelled = (submit_as(client, auth, engine, f"req-{i}", prefecture="47") for i in range(2))
+    response = client.post(
+        f"/requests/{cancelled.subject_id}/cancel", json={"reason": "自社で対応"}, headers=auth(Role.SME, "sme-1")
+    )
+    assert response.status_code == 200, response.text
+    ranked = rank_batch(engine, FeatureStore(engine), [cancelled, kept])
+    assert [ranking.request_id for ranking in ranked] == [kept.subject_id]
+    with Session(engine) as session:
+        assert repository.get_request(session, cancelled.subject_id).status == "cancelled"
+    assert rank_batch(engine, FeatureStore(engine), [cancelled]) == []  # claimed: its redelivery changes nothing
+
+
+def test_a_request_cancelled_while_its_batch_is_ranked_is_not_reopened(
+    client: TestClient, auth: Auth, engine: Engine
+) -> None:
+    """The batch reads and ranks before it writes: a cancellation committed in between wins."""
+    project(engine, expert_event(expert_id="okinawa"))
+    kept, cancelled = (submit_as(client, auth, engine, f"req-{i}", prefecture="47") for i in range(2))
+    store = FeatureStore(engine)
+    refresh = store.refresh
+
+    def refresh_and_cancel():
+        matrix = refresh()
+        response = client.post(
+            f"/requests/{cancelled.subject_id}/cancel", json={"reason": "自社で対応"}, headers=auth(Role.SME, "sme-1")
+        )
+        assert response.status_code == 200, response.text
+        return matrix
+
+    store.refresh = refresh_and_cancel  # type: ignore[method-assign]
+    ranked = rank_batch(engine, store, [kept, cancelled])
+    assert [ranking.request_id for ranking in ranked] == [kept.subject_id]
+    with Session(engine) as session:
+        assert repository.get_request(session, cancelled.subject_id).status == "cancelled"
+    assert [event.subject_id for event in outbox(engine, Subjects.REQUEST_RANKED)] == [kept.subject_id]
+
+
+def test_a_batch_with_a_bad_event_writes_nothing_and_its_good_events_rank_alone(
+    client: TestClient, auth: Auth, engine: Engine
+) -> None:
+    """A failed batch rolls back whole (the consumer then handles its events one by one)."""
+    project(engine, expert_event(expert_id="okinawa"))
+    good = submit_as(client, auth, engine, "req-good", prefecture="47")
+    gone = envelope(
+        Subjects.REQUEST_SUBMITTED,
+        {"request_id": "gone", "prefecture": "47", "delivery": "either", "topics": ["ransomware"]},
+        subject_id="gone",
+    )
+    store = FeatureStore(engine)
+    with pytest.raises(PermanentEventError):
+        rank_batch(engine, store, [good, gone])
+    assert rankings(engine) == [] and outbox(engine, Subjects.REQUEST_RANKED) == []
+    assert [ranking.request_id for ranking in rank_batch(engine, store, [good])] == [good.subject_id]
+
+
+def test_ranking_holds_no_write_lock_while_it_reads_and_ranks(
+    client: TestClient, auth: Auth, engine: Engine, database_url: str
+) -> None:
+    """On SQLite the first write takes the file's write lock until the commit: the batch writes only after
+    ranking, so a submission made meanwhile is not kept waiting (here: refused at once, with no wait)."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("SQLite's single write lock")
+    project(engine, expert_event(expert_id="okinawa"))
+    first, second = (submit_as(client, auth, engine, f"req-{i}", prefecture="47") for i in range(2))
+    store = FeatureStore(engine)
+    refresh = store.refresh
+    impatient = create_engine(database_url, connect_args={"timeout": 0})  # "database is locked" at once
+    written = []
+
+    def refresh_and_write():
+        matrix = refresh()
+        with impatient.begin() as connection:
+            connection.execute(text("UPDATE requests SET title = title WHERE id = :id"), {"id": second.subject_id})
+        written.append(True)
+        return matrix
+
+    store.refresh = refresh_and_write  # type: ignore[method-assign]
+    try:
+        assert len(rank_batch(engine, store, [first, second])) == 2
+    finally:
+        impatient.dispose()
+    assert written == [True]
+
+
+async def test_the_scorer_consumer_hands_a_fetched_batch_to_one_transaction(engine: Engine) -> None:
+    [scorer] = scorer_consumers(engine, FeatureStore(engine), lambda: None)
+    assert scorer.batch_handler is not None and scorer.fetch_batch > 1

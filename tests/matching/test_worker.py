@@ -47,3 +47,34 @@ async def test_the_scorers_handler_is_timed_when_it_succeeds() -> None:
         await timed(handler)(submitted)
     assert count("tsunagu_scorer_rank_seconds_count") - before[0] == 1
     assert count("tsunagu_scorer_submit_to_ranked_seconds_sum") - before[1] >= 3
+
+
+async def test_a_batch_of_the_scorer_is_timed_per_request() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from prometheus_client import REGISTRY
+
+    from services.matching.worker import timed_batch
+    from tsunagu.events import EventEnvelope, Subjects
+
+    def count(name: str) -> float:
+        return REGISTRY.get_sample_value(name) or 0.0
+
+    async def handler(envelopes) -> None:
+        return None
+
+    submitted = [
+        EventEnvelope(
+            type=Subjects.REQUEST_SUBMITTED,
+            source="matching",
+            subject_id=f"r{i}",
+            entity_version=1,
+            data={},
+            occurred_at=datetime.now(UTC) - timedelta(seconds=3),
+        )
+        for i in range(3)
+    ]
+    before = (count("tsunagu_scorer_rank_seconds_count"), count("tsunagu_scorer_submit_to_ranked_seconds_count"))
+    await timed_batch(handler)(submitted)
+    assert count("tsunagu_scorer_rank_seconds_count") - before[0] == 3
+    assert count("tsunagu_scorer_submit_to_ranked_seconds_count") - before[1] == 3
