@@ -73,3 +73,16 @@ def test_snippets_are_escaped_and_marked() -> None:
         "name": "&lt;script&gt;<mark>ランサム</mark>&lt;/script&gt;",
         "skills": "<mark>AWS</mark> / <mark>AWS</mark>運用",
     }
+
+
+def test_kept_highlights_follow_the_document_and_are_not_shared() -> None:
+    """Highlights are kept per (searched values, marks): the same page again gets the same snippets, a changed
+    document gets its own, and a caller changing its answer changes nobody else's."""
+    doc = {"name": "山田", "bio": "ランサムウェア対策の支援"}
+    first = highlight.highlights(doc, FIELDS, ["らんさむ"])
+    assert first == {"bio": "<mark>ランサム</mark>ウェア対策の支援"}
+    first["bio"] = "changed by a caller"
+    assert highlight.highlights(dict(doc), FIELDS, ["らんさむ"]) == {"bio": "<mark>ランサム</mark>ウェア対策の支援"}
+    changed = {**doc, "bio": "クラウドとランサム"}
+    assert highlight.highlights(changed, FIELDS, ["らんさむ"]) == {"bio": "クラウドと<mark>ランサム</mark>"}
+    assert highlight.highlights({**doc, "skills": [{"odd": "shape"}]}, FIELDS, ["らんさむ"])["bio"]  # not a key

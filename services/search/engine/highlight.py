@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import unicodedata
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 import jaconv
@@ -92,16 +93,31 @@ def snippet(value: str, marks: list[str], *, width: int = SNIPPET_CHARS) -> str 
     return "".join(out)
 
 
+HIGHLIGHT_CACHE_SIZE = 4096  # documents' highlights kept (see ``highlights``)
+
+
 def highlights(doc: Mapping[str, Any], fields: tuple[str, ...], marks: list[str]) -> dict[str, str]:
     """field -> snippet for every searched field of the document that matches a mark (list fields: the
-    matching items joined with " / ")."""
+    matching items joined with " / ").
+
+    Kept for the last ``HIGHLIGHT_CACHE_SIZE`` (searched values, marks): people page through the same few
+    searches, and highlighting a page was a quarter of the search service's CPU under the load mix (py-spy).
+    The key is the searched values themselves, so a changed document never gets another's snippets."""
+    kept_marks = tuple(m for m in marks if m)
+    if not kept_marks:
+        return {}
+    values = tuple(tuple(v) if isinstance(v, list) else v for v in (doc.get(field) for field in fields))
+    try:
+        return dict(_highlights(fields, values, kept_marks))  # a copy: the kept answer is shared
+    except TypeError:  # a value that cannot be a key (no searched field has one): highlighted, not kept
+        return _highlights.__wrapped__(fields, values, kept_marks)
+
+
+@lru_cache(maxsize=HIGHLIGHT_CACHE_SIZE)
+def _highlights(fields: tuple[str, ...], values: tuple[Any, ...], marks: tuple[str, ...]) -> dict[str, str]:
     out: dict[str, str] = {}
-    marks = [m for m in marks if m]
-    if not marks:
-        return out
     items: list[tuple[str, str]] = []
-    for field in fields:
-        value = doc.get(field)
+    for field, value in zip(fields, values, strict=True):
         if isinstance(value, str):
             items.append((field, value))
         elif value is not None:
@@ -116,10 +132,10 @@ def highlights(doc: Mapping[str, Any], fields: tuple[str, ...], marks: list[str]
     snippets: dict[str, list[str]] = {}
     for (field, value), value_folded in zip(items, folded, strict=True):
         if any(m in value_folded for m in marks):
-            found = snippet(value, marks)
+            found = snippet(value, list(marks))
             if found:
                 snippets.setdefault(field, []).append(found)
-    for field in fields:
+    for field, value in zip(fields, values, strict=True):
         if field in snippets:
-            out[field] = snippets[field][0] if isinstance(doc.get(field), str) else " / ".join(snippets[field])
+            out[field] = snippets[field][0] if isinstance(value, str) else " / ".join(snippets[field])
     return out
