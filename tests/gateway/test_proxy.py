@@ -13,6 +13,7 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
 
 from gateway.app import create_app
 from gateway.proxy import SERVICES, ServiceTransport, public_path, resolve, upstream_client
@@ -211,3 +212,22 @@ def test_a_read_on_a_connection_closed_under_it_is_sent_again_and_a_write_is_not
         calls.clear()
         written = client.post("/api/v1/search/experts", json={})
     assert written.status_code == 503 and calls == ["POST"]
+
+
+def test_proxied_routes_answer_errors_in_both_languages_and_are_timed_by_template(client: TestClient) -> None:
+    """The proxied endpoint declares no dependency (it awaits the caller itself): a refused caller still gets
+    the bilingual JSON error, and the latency metric names the route's template, never the raw path."""
+    forged = client.get("/api/v1/requests/r-secret-1", headers={"authorization": "Bearer not-a-token"})
+    assert forged.status_code == 401
+    error = forged.json()["error"]
+    assert error["message_ja"] and error["message_en"] and "r-secret-1" not in forged.text
+    assert client.get("/api/v1/experts/e-raw-77").status_code == 200
+    routes = {
+        sample.labels["route"]
+        for metric in REGISTRY.collect()
+        if metric.name == "tsunagu_http_request_duration_seconds"
+        for sample in metric.samples
+        if sample.labels.get("service") == "gateway"
+    }
+    assert {"/api/v1/experts/{rest}", "/api/v1/requests/{rest}"} <= routes
+    assert not any("e-raw-77" in route or "r-secret-1" in route for route in routes)
