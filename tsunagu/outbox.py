@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import DateTime, Text, delete, func, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, col, select
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
@@ -120,6 +121,46 @@ def is_claimed(session: Session, processed_model: type[ProcessedEventFields], ev
     """Whether a consumer has applied this event id already: a read only, for a handler that does its work
     before its first write (and still claims with ``claim_event`` when it writes)."""
     return session.get(processed_model, (event_id, consumer)) is not None
+
+
+def claimed_events(
+    session: Session, processed_model: type[ProcessedEventFields], event_ids: Iterable[str], consumer: str
+) -> set[str]:
+    """Which of these event ids a consumer has applied already: ``is_claimed`` for a batch, in one read."""
+    ids = list(event_ids)
+    if not ids:
+        return set()
+    return set(
+        session.exec(
+            select(processed_model.event_id).where(
+                col(processed_model.consumer) == consumer, col(processed_model.event_id).in_(ids)
+            )
+        )
+    )
+
+
+def claim_events(
+    session: Session, processed_model: type[ProcessedEventFields], event_ids: Iterable[str], consumer: str
+) -> set[str]:
+    """``claim_event`` for a batch, in one statement: returns the ids claimed now, leaving out those claimed
+    before (a redelivery) or by a transaction that commits meanwhile (another worker that fetched the same
+    event): ``INSERT ... ON CONFLICT DO NOTHING RETURNING``. On PostgreSQL a claim another transaction has
+    made but not yet committed is waited for, then skipped if it commits, so the race costs no rollback of
+    the whole batch (a plain INSERT would fail it with a duplicate key)."""
+    ids = list(dict.fromkeys(event_ids))
+    if not ids:
+        return set()
+    table = processed_model.__table__  # type: ignore[attr-defined]
+    dialect = session.get_bind().dialect.name
+    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
+    now = utcnow()
+    statement = (
+        insert(table)
+        .values([{"event_id": event_id, "consumer": consumer, "processed_at": now} for event_id in ids])
+        .on_conflict_do_nothing()
+        .returning(table.c.event_id)
+    )
+    return set(session.connection().execute(statement).scalars())
 
 
 def prune_processed(engine: Engine, processed_model: type[ProcessedEventFields], keep: timedelta) -> int:

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import case, delete, func, or_, update
+from sqlalchemy import and_, case, delete, func, literal, or_, tuple_, update
 from sqlmodel import Session, col, select
 
 from services.matching.models import (
@@ -40,6 +40,14 @@ Row = TypeVar("Row", SmeRequest, Proposal, Engagement)
 
 def get_request(session: Session, request_id: str) -> SmeRequest | None:
     return session.get(SmeRequest, request_id)
+
+
+def get_requests(session: Session, request_ids: Iterable[str]) -> dict[str, SmeRequest]:
+    """Requests by id, in one read (those that do not exist are missing)."""
+    ids = list(set(request_ids))
+    if not ids:
+        return {}
+    return {request.id: request for request in session.exec(select(SmeRequest).where(col(SmeRequest.id).in_(ids)))}
 
 
 def list_requests(
@@ -493,33 +501,46 @@ def requests_due_for_rerank(session: Session, limit: int) -> list[SmeRequest]:
     return list(session.exec(query))
 
 
-def set_ranked(session: Session, request: SmeRequest, *, due_at: datetime | None = None) -> bool:
-    """Move an open request to ``ranked`` (a new version when it was ``submitted``), guarded like
-    ``compare_and_set``: False when it was cancelled, matched or edited meanwhile (a ranking must never reopen
-    it). A re-ranking mark is cleared only if it is still the one the re-ranking answered (``due_at``): a newer
-    mark stays."""
+def set_ranked(
+    session: Session, requests: Sequence[SmeRequest], *, due_at: dict[str, datetime] | None = None
+) -> dict[str, int]:
+    """Move open requests to ``ranked`` (a new version for those still ``submitted``), each guarded like
+    ``compare_and_set``: a request cancelled, matched or edited since it was read (its version moved on) is left
+    as it is, as a ranking must never reopen it nor answer an older version of it. Returns the version of each
+    request moved (the new one when it was submitted); the others are missing. A re-ranking mark is cleared only
+    if it is still the one the re-ranking answered (``due_at``, by request id): a newer mark stays.
+
+    One UPDATE for the whole batch (``(id, entity_version) IN (...)``, ``RETURNING``) instead of an UPDATE and
+    a refresh per request: with the version unchanged the status is the one read, so the version is bumped by
+    the row's own status. Ranked again is not a change of the request (no new version), so a person's
+    transition racing with a background re-ranking (a confirm, an edit) is not refused as a concurrent change."""
+    if not requests:
+        return {}
+    submitted = col(SmeRequest.status) == "submitted"
+    now = literal(utcnow(), type_=SmeRequest.__table__.c.updated_at.type)  # type: ignore[attr-defined]
+    values: dict[str, Any] = {
+        "status": "ranked",
+        "entity_version": case((submitted, col(SmeRequest.entity_version) + 1), else_=col(SmeRequest.entity_version)),
+        "updated_at": case((submitted, now), else_=col(SmeRequest.updated_at)),
+    }
+    if due_at:
+        answered = or_(
+            *(and_(col(SmeRequest.id) == key, col(SmeRequest.rerank_due_at) == at) for key, at in due_at.items())
+        )
+        values["rerank_due_at"] = case((answered, None), else_=col(SmeRequest.rerank_due_at))
     statement = (
         update(SmeRequest)
         .where(
-            col(SmeRequest.id) == request.id,
+            tuple_(col(SmeRequest.id), col(SmeRequest.entity_version)).in_(
+                [(request.id, request.entity_version) for request in requests]
+            ),
             col(SmeRequest.status).in_(OPEN_STATUSES),
-            col(SmeRequest.entity_version) == request.entity_version,
         )
+        .values(values)
+        .returning(col(SmeRequest.id), col(SmeRequest.entity_version))
         .execution_options(synchronize_session=False)
     )
-    if request.status == "ranked":
-        # Ranked again: not a change of the request (no new version), so a person's transition racing with
-        # a background re-ranking (a confirm, an edit) is not refused as a concurrent change.
-        statement = statement.values(status="ranked")
-    else:
-        statement = statement.values(status="ranked", entity_version=SmeRequest.entity_version + 1, updated_at=utcnow())
-    if due_at is not None:
-        statement = statement.values(
-            rerank_due_at=case((col(SmeRequest.rerank_due_at) == due_at, None), else_=col(SmeRequest.rerank_due_at))
-        )
-    changed = session.connection().execute(statement).rowcount == 1
-    session.refresh(request)
-    return changed
+    return {row[0]: row[1] for row in session.connection().execute(statement)}
 
 
 # --- 相談会 (consultation days) and マナビDX Quest hub projects (issue 11) --------------------------------

@@ -4,6 +4,7 @@ while NATS is down, retention)."""
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 from sqlalchemy import DateTime
@@ -20,6 +21,8 @@ from tsunagu.outbox import (
     ProcessedEventFields,
     add_event,
     claim_event,
+    claim_events,
+    claimed_events,
     prune_processed,
     record_change,
 )
@@ -245,6 +248,42 @@ def test_processed_events_older_than_the_retention_are_pruned_and_recent_ones_st
             assert claim_event(session, Processed, "month-old", "scorer")  # forgotten: would be applied again
         assert prune_processed(engine, Processed, timedelta(days=7)) == 0
         engine.dispose()
+
+
+def test_a_batch_is_claimed_in_one_statement_each_id_once_per_consumer(tmp_path) -> None:
+    """``claim_events`` returns the ids claimed now: not those claimed before, nor twice in one batch, nor one
+    another transaction claims meanwhile (it waits for that one's commit and skips it, with no error). On SQLite,
+    and on PostgreSQL when TSUNAGU_TEST_POSTGRES_ADMIN_URL is set (CI)."""
+    from tests.conftest import fresh_database
+
+    with fresh_database(tmp_path, "claims") as url:
+        engine = make_engine(url)
+        MessagingModel.metadata.create_all(engine)
+        try:
+            with session_scope(engine) as session:
+                assert claim_events(session, Processed, ["a", "b"], "scorer") == {"a", "b"}
+            with session_scope(engine) as session:
+                assert claimed_events(session, Processed, ["a", "c", "x"], "scorer") == {"a"}
+                assert claim_events(session, Processed, ["a", "c", "c", "d"], "scorer") == {"c", "d"}
+                assert claimed_events(session, Processed, ["a", "c", "x"], "scorer") == {"a", "c"}
+                assert claim_events(session, Processed, ["a"], "search-index") == {"a"}  # per consumer
+                assert claim_events(session, Processed, [], "scorer") == set()
+            with session_scope(engine) as first:
+                assert claim_events(first, Processed, ["e"], "scorer") == {"e"}
+                with ThreadPoolExecutor(1) as pool:  # another worker's transaction, while the first is open
+                    second = pool.submit(_claim_in_own_transaction, engine, ["e", "f"])
+                    first.commit()
+                    assert second.result(timeout=60) == {"f"}
+            with Session(engine) as session:
+                rows = session.exec(select(Processed.event_id).where(Processed.consumer == "scorer")).all()
+                assert sorted(rows) == ["a", "b", "c", "d", "e", "f"]
+        finally:
+            engine.dispose()
+
+
+def _claim_in_own_transaction(engine: Engine, event_ids: list[str]) -> set[str]:
+    with session_scope(engine) as session:
+        return claim_events(session, Processed, event_ids, "scorer")
 
 
 def test_the_runtime_prunes_with_the_configured_retention(outbox_engine: Engine) -> None:

@@ -5,20 +5,24 @@ and holding no write lock while it ranks)."""
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
+from sqlalchemy import event as sa_event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from services.matching import repository
 from services.matching.consumers import (
+    SCORER_CONSUMER,
     projection_consumers,
     rank_submitted_request,
     rank_submitted_requests,
     scorer_consumers,
 )
-from services.matching.models import ExpertFeature, OrganizationMember, Ranking
+from services.matching.models import ExpertFeature, OrganizationMember, ProcessedEvent, Ranking
 from services.matching.scoring.features import FeatureStore
 from tests.factories import request_body
 from tests.matching.conftest import Auth, envelope, expert_event, organization_event, outbox, project
@@ -26,6 +30,7 @@ from tsunagu.auth import Role
 from tsunagu.contracts import PermanentEventError
 from tsunagu.db import session_scope
 from tsunagu.events import EventEnvelope, Subjects
+from tsunagu.outbox import claim_event
 
 
 def expert(engine: Engine, expert_id: str) -> ExpertFeature | None:
@@ -237,6 +242,95 @@ def test_a_request_cancelled_while_its_batch_is_ranked_is_not_reopened(
     with Session(engine) as session:
         assert repository.get_request(session, cancelled.subject_id).status == "cancelled"
     assert [event.subject_id for event in outbox(engine, Subjects.REQUEST_RANKED)] == [kept.subject_id]
+
+
+def test_a_batch_is_written_with_one_statement_per_table_whatever_its_size(
+    client: TestClient, auth: Auth, engine: Engine
+) -> None:
+    """The claims, the requests' new state, the rankings and their events: one write statement each, for one
+    submission as for many (an executemany counts once); each request ranked once, each event once."""
+    project(engine, expert_event(expert_id="okinawa"))
+    store = FeatureStore(engine)
+    writes: list[str] = []
+
+    def count(_conn, _cursor, statement: str, *_args) -> None:
+        if statement.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE")):
+            writes.append(statement.split("(", 1)[0].split(" SET", 1)[0].strip())
+
+    sa_event.listen(engine, "before_cursor_execute", count)
+    try:
+        alone = [submit_as(client, auth, engine, "req-alone", prefecture="47")]
+        writes.clear()
+        assert len(rank_batch(engine, store, alone)) == 1
+        written_alone = list(writes)
+        many = [submit_as(client, auth, engine, f"req-{i}", prefecture="47") for i in range(5)]
+        writes.clear()
+        assert [ranking.request_id for ranking in rank_batch(engine, store, many)] == [e.subject_id for e in many]
+        written_many = list(writes)
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", count)
+    assert len(written_alone) == len(written_many) == 4, written_many
+    assert sorted(Counter(r.request_id for r in rankings(engine)).values()) == [1] * 6
+    announced = Counter(event.subject_id for event in outbox(engine, Subjects.REQUEST_RANKED))
+    assert announced == Counter(event.subject_id for event in alone + many)
+    with Session(engine) as session:
+        assert {repository.get_request(session, e.subject_id).entity_version for e in alone + many} == {2}
+
+
+def test_a_request_edited_while_its_batch_is_ranked_keeps_its_newer_version(
+    client: TestClient, auth: Auth, engine: Engine
+) -> None:
+    """An edit committed between the batch's read and its write wins: the ranking of the older version is not
+    written (nor announced), the request keeps the edit, and the edit's own submission ranks it."""
+    project(engine, expert_event(expert_id="okinawa"))
+    kept, edited = (submit_as(client, auth, engine, f"req-{i}", prefecture="47") for i in range(2))
+    store = FeatureStore(engine)
+    refresh = store.refresh
+
+    def refresh_and_edit():
+        matrix = refresh()
+        response = client.patch(
+            f"/requests/{edited.subject_id}", json={"title": "編集後"}, headers=auth(Role.SME, "sme-1")
+        )
+        assert response.status_code == 200, response.text
+        return matrix
+
+    store.refresh = refresh_and_edit  # type: ignore[method-assign]
+    assert [ranking.request_id for ranking in rank_batch(engine, store, [kept, edited])] == [kept.subject_id]
+    with Session(engine) as session:
+        request = repository.get_request(session, edited.subject_id)
+        assert request.title == "編集後" and request.status == "submitted" and request.entity_version == 2
+    assert [event.subject_id for event in outbox(engine, Subjects.REQUEST_RANKED)] == [kept.subject_id]
+    assert rank_batch(engine, FeatureStore(engine), [edited]) == []  # claimed: its redelivery ranks nothing
+    resubmitted = outbox(engine, Subjects.REQUEST_SUBMITTED)[-1]
+    assert resubmitted.subject_id == edited.subject_id and resubmitted.entity_version == 2
+    [ranking] = rank_batch(engine, FeatureStore(engine), [resubmitted])  # the edit's own submission
+    assert ranking.request_id == edited.subject_id
+    ranked = outbox(engine, Subjects.REQUEST_RANKED)[-1]
+    assert ranked.subject_id == edited.subject_id and ranked.entity_version == 3
+
+
+def test_an_event_claimed_by_another_worker_while_its_batch_is_ranked_ranks_nothing(
+    client: TestClient, auth: Auth, engine: Engine
+) -> None:
+    """Two workers fetched the same event (a redelivery after an ack timeout): the one that commits its claim
+    first answers it; the other writes nothing for it, and the rest of its batch still ranks."""
+    project(engine, expert_event(expert_id="okinawa"))
+    kept, taken = (submit_as(client, auth, engine, f"req-{i}", prefecture="47") for i in range(2))
+    store = FeatureStore(engine)
+    refresh = store.refresh
+
+    def refresh_while_another_claims():
+        matrix = refresh()
+        with session_scope(engine) as other:
+            assert claim_event(other, ProcessedEvent, taken.id, SCORER_CONSUMER)
+        return matrix
+
+    store.refresh = refresh_while_another_claims  # type: ignore[method-assign]
+    assert [ranking.request_id for ranking in rank_batch(engine, store, [taken, kept])] == [kept.subject_id]
+    assert [ranking.request_id for ranking in rankings(engine)] == [kept.subject_id]
+    with Session(engine) as session:
+        assert repository.get_request(session, taken.subject_id).status == "submitted"  # left to the other
 
 
 def test_a_batch_with_a_bad_event_writes_nothing_and_its_good_events_rank_alone(

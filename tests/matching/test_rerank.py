@@ -5,10 +5,12 @@ projection, an open-load change through the brokering rules)."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -22,7 +24,7 @@ from services.matching.consumers import (
     rerank_consumers,
     rerank_due,
 )
-from services.matching.models import Ranking
+from services.matching.models import Ranking, SmeRequest
 from services.matching.scoring.features import FeatureStore
 from tests.factories import request_body
 from tests.matching.conftest import Auth, expert_event, organization_event, outbox, project
@@ -53,6 +55,11 @@ def latest(engine: Engine, request_id: str) -> Ranking:
             select(Ranking).where(Ranking.request_id == request_id).order_by(col(Ranking.computed_at))
         ).all()
         return rankings[-1]
+
+
+def rankings_of(engine: Engine, request_id: str) -> list[Ranking]:
+    with Session(engine) as session:
+        return list(session.exec(select(Ranking).where(Ranking.request_id == request_id)).all())
 
 
 def ranked_ids(engine: Engine, request_id: str) -> list[str]:
@@ -170,6 +177,50 @@ def test_a_reranking_never_reopens_a_cancelled_request(
     with Session(engine) as session:
         assert repository.get_request(session, request_id).status == "cancelled"
     assert ranked_ids(engine, request_id) == ["a"]
+
+
+def test_a_batch_of_rerankings_clears_only_the_marks_it_answered(
+    client: TestClient, auth: Auth, engine: Engine, store: FeatureStore, database_url: str
+) -> None:
+    """Re-rankings are written together; a request marked again while its batch was ranked keeps the newer
+    mark (and is re-ranked once more), one edited meanwhile gets no ranking of its older version. Ranked again
+    is no new version of a request. SQLite only: on PostgreSQL the batch's rows are locked from its read
+    (``requests_due_for_rerank``) to its commit, so the mark and the edit would wait for it."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL locks the re-ranked rows: no write can come between the read and the write")
+    project(engine, expert_event(expert_id="a"))
+    quiet, marked_again, edited = (submit(client, auth, engine, store) for _ in range(3))
+    project(engine, expert_event(expert_id="b"))
+    assert mark_affected(engine, store, changes(engine, "b")) == 3
+    refresh = store.refresh
+    later = datetime.now(UTC) + timedelta(seconds=5)
+
+    def refresh_while_others_write():
+        matrix = refresh()
+        with session_scope(engine) as session:
+            session.connection().execute(
+                update(SmeRequest).where(col(SmeRequest.id) == marked_again).values(rerank_due_at=later)
+            )
+        response = client.patch(f"/requests/{edited}", json={"title": "編集後"}, headers=auth(Role.SME, "sme-1"))
+        assert response.status_code == 200, response.text
+        return matrix
+
+    store.refresh = refresh_while_others_write  # type: ignore[method-assign]
+    before = {request_id: len(rankings_of(engine, request_id)) for request_id in (quiet, marked_again, edited)}
+    assert rerank_due(engine, store) == 2
+    store.refresh = refresh  # type: ignore[method-assign]
+    assert marked(engine) == {marked_again, edited}  # the newer mark stays; the edit's mark waits for its version
+    assert len(rankings_of(engine, quiet)) == before[quiet] + 1 and set(ranked_ids(engine, quiet)) == {"a", "b"}
+    assert len(rankings_of(engine, marked_again)) == before[marked_again] + 1
+    assert len(rankings_of(engine, edited)) == before[edited]
+    with Session(engine) as session:
+        versions = {r.id: (r.status, r.entity_version) for r in repository.open_requests(session)}
+    assert versions[quiet] == versions[marked_again] == ("ranked", 2)
+    assert versions[edited][1] == 3
+    ranked = {e.subject_id: e.entity_version for e in outbox(engine, Subjects.REQUEST_RANKED)[-2:]}
+    assert ranked == {quiet: 2, marked_again: 2}
+    assert rerank_due(engine, store) == 2  # the newer mark, and the edited request as it is now
+    assert marked(engine) == set()
 
 
 def test_the_rerank_consumer_takes_a_batch(engine: Engine, store: FeatureStore) -> None:
