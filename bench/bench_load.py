@@ -47,6 +47,7 @@ from sqlmodel import Session, col, select
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.postgres import service_databases  # noqa: E402
 from gateway.service import ensure_user  # noqa: E402
 from launcher.runner import SERVICES, System, SystemConfig  # noqa: E402
 from services.matching.models import ExpertFeature  # noqa: E402
@@ -92,10 +93,8 @@ def _cpu_seconds(pid: int) -> float:
 # --- the system ------------------------------------------------------------------------------------------
 
 
-def start_system(work: Path, experts: int, postgres_admin_url: str | None) -> System:
-    database_urls = {}
-    if postgres_admin_url:
-        database_urls = _postgres_databases(postgres_admin_url)
+def start_system(work: Path, experts: int, database_urls: dict[str, str]) -> System:
+    """``database_urls``: bench/postgres.py's ``service_databases`` (empty: SQLite files in ``work``)."""
     system = System(
         SystemConfig(
             data_dir=work,
@@ -147,22 +146,6 @@ def start_system(work: Path, experts: int, postgres_admin_url: str | None) -> Sy
     _wait_propagated(system, experts)
     print(f"system up with {experts} experts propagated in {time.monotonic() - started:.0f}s", flush=True)
     return system
-
-
-def _postgres_databases(admin_url: str) -> dict[str, str]:
-    from sqlalchemy import create_engine, text
-
-    suffix = f"load_{os.getpid()}"
-    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    urls = {}
-    with engine.connect() as connection:
-        for name in SERVICES:
-            database = f"tsunagu_{name}_{suffix}"
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{database}"'))
-            connection.execute(text(f'CREATE DATABASE "{database}"'))
-            urls[name] = admin_url.rsplit("/", 1)[0] + "/" + database
-    engine.dispose()
-    return urls
 
 
 def _wait_propagated(system: System, experts: int, timeout: float = 900) -> None:
@@ -459,7 +442,10 @@ def main() -> None:
         "client": "locust FastHttpUser (one process), loopback",
         "mix_percent": args.mix or __import__("bench.load_mix", fromlist=["MIX"]).MIX,
     }
-    with tempfile.TemporaryDirectory() as tmp:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        service_databases(args.postgres_admin_url, "load") as database_urls,
+    ):
         work = Path(tmp)
         if "ceiling" in runs:
             bare = BareServer()
@@ -476,7 +462,7 @@ def main() -> None:
                 )
             finally:
                 bare.stop()
-        system = start_system(work / "system", args.experts, args.postgres_admin_url)
+        system = start_system(work / "system", args.experts, database_urls)
         try:
             plan = make_plan(system)
             pids = {key: process.pid for key, process in system.processes.items()}

@@ -19,6 +19,11 @@ nats-server with ``sync_interval: always``) on this machine:
 
     .venv/bin/python bench/bench_pipeline.py [--latency-requests 100] [--throughput-requests 600]
         [--latency-method event|poll] [--workers 1 2] [--output FILE] [--profile DIR]
+        [--postgres-admin-url postgresql+psycopg://USER:PASSWORD@HOST:5432/postgres]
+
+``--postgres-admin-url`` runs every service on PostgreSQL (a new database per service and run, dropped after
+it: bench/postgres.py), as in production; without it, SQLite files, whose one write lock per file serialises
+the API's submissions, the outbox relay and the scorer workers' writes.
 
 ``--profile DIR`` records the gateway, matching and the scorer workers with py-spy during the throughput runs
 (collapsed stacks, one file per process; the recording itself costs CPU, so take figures from a run without).
@@ -54,6 +59,7 @@ from sqlmodel import Session, select
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.bench_scorer import EXPERTS, feature_rows, percentile, requests
+from bench.postgres import service_databases
 from gateway.service import ensure_user
 from launcher.runner import SERVICES, System, SystemConfig
 from services.matching.models import ExpertFeature, Ranking
@@ -115,7 +121,8 @@ def _pids(system: System) -> dict[str, int]:
     return pids
 
 
-def _start(work: Path, workers: int) -> System:
+def _start(work: Path, workers: int, database_urls: dict[str, str]) -> System:
+    """``database_urls``: bench/postgres.py's ``service_databases`` (empty: SQLite files in ``work``)."""
     system = System(
         SystemConfig(
             data_dir=work,
@@ -124,6 +131,7 @@ def _start(work: Path, workers: int) -> System:
             nats_monitor_port=free_port(),
             scorer_workers=workers,
             env="test",
+            database_urls=database_urls,
             token_secret="bench-secret-0123456789-0123456789-0123",
             extra_env={"TSUNAGU_LOGIN_RATE_LIMIT_PER_CLIENT": "100000/minute", "TSUNAGU_LOG_LEVEL": "WARNING"},
         )
@@ -324,6 +332,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="scorer workers of each run")
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--profile", type=Path, help="record py-spy profiles of the throughput runs into this folder")
+    parser.add_argument("--postgres-admin-url", help="run every service on PostgreSQL (databases made and dropped)")
     args = parser.parse_args()
     figures: dict = {
         "benchmark": "submit to ranked through gateway, NATS and scorer workers",
@@ -332,10 +341,14 @@ def main() -> None:
         # Figures from a busy machine mean little: say how busy it was when the run began.
         "load_average_1m_at_start": round(os.getloadavg()[0], 2),
         "experts": EXPERTS,
+        "database": "postgresql" if args.postgres_admin_url else "sqlite",
     }
     for workers in args.workers:
-        with tempfile.TemporaryDirectory() as tmp:
-            system = _start(Path(tmp), workers)
+        with (
+            tempfile.TemporaryDirectory() as tmp,
+            service_databases(args.postgres_admin_url, f"pipeline{workers}") as database_urls,
+        ):
+            system = _start(Path(tmp), workers, database_urls)
             try:
                 run: dict = {}
                 if workers == 1 and args.latency_requests:
