@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 
+import pytest
+
 from tests.kernel.conftest import collect, envelope, eventually
 from tsunagu.events import EventEnvelope
 from tsunagu.messaging import (
@@ -130,3 +132,34 @@ async def test_the_connection_waits_for_nats_and_creates_the_streams(tmp_path) -
     finally:
         await connection.close()
         server.stop()
+
+
+async def test_a_fetch_that_times_out_either_way_keeps_the_subscription() -> None:
+    """nats-py's fetch raises its own TimeoutError, or asyncio's (the built-in one) when the second runs out
+    between its two pull requests: both mean "nothing yet" and the consumer fetches again on the same
+    subscription, instead of ending its loop (a new subscription and a pause each time)."""
+    import nats.errors
+
+    class Subscription:
+        def __init__(self) -> None:
+            self.fetches = 0
+
+        async def fetch(self, batch: int, timeout: float) -> list:
+            self.fetches += 1
+            if self.fetches == 1:
+                raise TimeoutError
+            if self.fetches == 2:
+                raise nats.errors.TimeoutError
+            raise asyncio.CancelledError  # the test's way out
+
+    async def handler(event: EventEnvelope) -> None:
+        raise AssertionError("nothing was fetched")
+
+    consumer = EventConsumer(
+        NatsConnection("nats://127.0.0.1:1", name="tsunagu-test"),
+        ConsumerSpec(durable="idle", stream="MATCHING", subjects=["matching.request.submitted"], handler=handler),
+    )
+    subscription = Subscription()
+    with pytest.raises(asyncio.CancelledError):  # only the test's own way out ends the loop
+        await consumer._consume(subscription)
+    assert subscription.fetches == 3
