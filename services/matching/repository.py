@@ -489,11 +489,16 @@ def mark_rerank_due(session: Session, request_ids: Sequence[str], at: datetime) 
 
 
 def requests_due_for_rerank(session: Session, limit: int) -> list[SmeRequest]:
-    """Marked open requests, longest waiting first. On PostgreSQL the rows are locked and rows another worker
-    holds are skipped, so workers share the backlog without re-ranking one request twice at once."""
+    """Marked requests that have a ranking to renew (``ranked``), longest waiting first. A request still
+    ``submitted`` keeps its mark and waits for its first ranking, which its submission event makes with the
+    experts as they are then; the mark is answered after it, in case the change came while that ranking was
+    computed. (Re-ranking it first made the submission's own ranking find a newer version and give way: its
+    event, and the correlation id it carries, then ended in no ranking.) On PostgreSQL the rows are locked and
+    rows another worker holds are skipped, so workers share the backlog without re-ranking one request twice
+    at once."""
     query = (
         select(SmeRequest)
-        .where(col(SmeRequest.rerank_due_at).is_not(None), col(SmeRequest.status).in_(OPEN_STATUSES))
+        .where(col(SmeRequest.rerank_due_at).is_not(None), col(SmeRequest.status) == "ranked")
         .order_by(col(SmeRequest.rerank_due_at))
         .limit(limit)
         .with_for_update(skip_locked=True)

@@ -228,9 +228,8 @@ def test_one_correlation_id_is_in_the_logs_of_gateway_service_and_scorer(
         by_process = {key: records(key) for key in ("gateway", "matching", *scorers(system))}
         return by_process if by_process["gateway"] and by_process["matching"] and ranked_in(by_process) else None
 
-    # The scorer's own line is waited for too: the request may have been shown ranked first by a re-ranking
-    # (an expert change elsewhere in the suite marked it while its submission waited in the scorers' queue), and
-    # the submission's ranking, the one that carries the request id, comes a little later.
+    # The scorer's own line is waited for too: the request's ranking may be readable a moment before the scorer
+    # writes its log line. (A re-ranking never makes a request's first ranking: repository.requests_due_for_rerank.)
     by_process = wait_until(
         found, timeout=60, message="the request id in the logs of the gateway, matching and the scorer that ranked it"
     )

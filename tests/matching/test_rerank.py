@@ -219,7 +219,12 @@ def test_a_batch_of_rerankings_clears_only_the_marks_it_answered(
     assert versions[edited][1] == 3
     ranked = {e.subject_id: e.entity_version for e in outbox(engine, Subjects.REQUEST_RANKED)[-2:]}
     assert ranked == {quiet: 2, marked_again: 2}
-    assert rerank_due(engine, store) == 2  # the newer mark, and the edited request as it is now
+    assert rerank_due(engine, store) == 1  # the newer mark; the edited request is submitted again and waits
+    assert marked(engine) == {edited}
+    [resubmitted] = [e for e in outbox(engine, Subjects.REQUEST_SUBMITTED) if e.subject_id == edited][-1:]
+    with session_scope(engine) as session:
+        assert rank_submitted_request(session, store, resubmitted) is not None  # its edit's own ranking
+    assert rerank_due(engine, store) == 1  # then its mark, answered as it is now
     assert marked(engine) == set()
 
 
@@ -261,3 +266,28 @@ def test_re_ranking_gives_way_to_first_rankings_and_catches_up_after(
     assert asyncio.run(loop.step()) == 2 and marked(engine) == set()
     assert written == [1, 1]  # the relay woken after each
     assert all(ranked_ids(engine, request_id) == ["b"] for request_id in requests)
+
+
+def test_a_request_not_yet_ranked_keeps_its_mark_for_its_own_first_ranking(
+    client: TestClient, auth: Auth, engine: Engine, store: FeatureStore
+) -> None:
+    """Re-ranking renews rankings; it never makes a request's first one. A submitted request marked by an expert
+    change waits for its submission event's ranking (which would otherwise find a newer version and give way,
+    its event ending in no ranking), and the mark is answered after it."""
+    project(engine, expert_event(expert_id="okinawa-1", topics={"ransomware": 1}))
+    response = client.post(
+        "/requests", json=request_body(prefecture="47", topics=["ransomware"]), headers=auth(Role.SME, "sme-1")
+    )
+    assert response.status_code == 201, response.text
+    request_id = response.json()["id"]
+    with session_scope(engine) as session:
+        repository.mark_rerank_due(session, [request_id], datetime.now(UTC))
+    assert rerank_due(engine, store) == 0 and rankings_of(engine, request_id) == []
+    assert marked(engine) == {request_id}  # kept
+
+    submitted = outbox(engine, Subjects.REQUEST_SUBMITTED)[-1]
+    with session_scope(engine) as session:
+        first = rank_submitted_request(session, store, submitted)
+    assert first is not None and first.source_event_id == submitted.id  # the submission's own ranking
+    assert rerank_due(engine, store) == 1 and marked(engine) == set()  # then the mark is answered
+    assert len(rankings_of(engine, request_id)) == 2
