@@ -6,6 +6,7 @@ would, and the profiles events matching learns experts and organisations from.""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from sqlmodel import Session, col, select
 from services.matching.app import create_app
 from services.matching.consumers import apply_projections
 from services.matching.models import OutboxRecord
+from services.matching.scoring.features import FeatureStore
 from services.matching.settings import MIGRATIONS_DIR, SERVICE_NAME, MatchingSettings
 from tests import factories
 from tests.conftest import fresh_database
@@ -107,3 +109,21 @@ def outbox(engine: Engine, subject: str | None = None) -> list[EventEnvelope]:
 
 def field_names(response: Any) -> set[str]:
     return {field["field"] for field in response.json()["error"]["fields"]}
+
+
+@contextmanager
+def writing_during_refresh(store: FeatureStore, write: Callable[[], None]) -> Iterator[FeatureStore]:
+    """The store, with ``write`` (another transaction, committed) run by its refresh: the refresh lies between
+    a scorer batch's read and its write, so this is a change that lands in between. Restored on exit."""
+    refresh = store.refresh
+
+    def refresh_then_write():
+        matrix = refresh()
+        write()
+        return matrix
+
+    store.refresh = refresh_then_write  # type: ignore[method-assign]
+    try:
+        yield store
+    finally:
+        store.refresh = refresh  # type: ignore[method-assign]

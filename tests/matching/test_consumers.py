@@ -25,7 +25,15 @@ from services.matching.consumers import (
 from services.matching.models import ExpertFeature, OrganizationMember, ProcessedEvent, Ranking
 from services.matching.scoring.features import FeatureStore
 from tests.factories import request_body
-from tests.matching.conftest import Auth, envelope, expert_event, organization_event, outbox, project
+from tests.matching.conftest import (
+    Auth,
+    envelope,
+    expert_event,
+    organization_event,
+    outbox,
+    project,
+    writing_during_refresh,
+)
 from tsunagu.auth import Role
 from tsunagu.contracts import PermanentEventError
 from tsunagu.db import session_scope
@@ -225,19 +233,15 @@ def test_a_request_cancelled_while_its_batch_is_ranked_is_not_reopened(
     """The batch reads and ranks before it writes: a cancellation committed in between wins."""
     project(engine, expert_event(expert_id="okinawa"))
     kept, cancelled = (submit_as(client, auth, engine, f"req-{i}", prefecture="47") for i in range(2))
-    store = FeatureStore(engine)
-    refresh = store.refresh
 
-    def refresh_and_cancel():
-        matrix = refresh()
+    def cancel() -> None:
         response = client.post(
             f"/requests/{cancelled.subject_id}/cancel", json={"reason": "自社で対応"}, headers=auth(Role.SME, "sme-1")
         )
         assert response.status_code == 200, response.text
-        return matrix
 
-    store.refresh = refresh_and_cancel  # type: ignore[method-assign]
-    ranked = rank_batch(engine, store, [kept, cancelled])
+    with writing_during_refresh(FeatureStore(engine), cancel) as store:
+        ranked = rank_batch(engine, store, [kept, cancelled])
     assert [ranking.request_id for ranking in ranked] == [kept.subject_id]
     with Session(engine) as session:
         assert repository.get_request(session, cancelled.subject_id).status == "cancelled"
@@ -284,19 +288,15 @@ def test_a_request_edited_while_its_batch_is_ranked_keeps_its_newer_version(
     written (nor announced), the request keeps the edit, and the edit's own submission ranks it."""
     project(engine, expert_event(expert_id="okinawa"))
     kept, edited = (submit_as(client, auth, engine, f"req-{i}", prefecture="47") for i in range(2))
-    store = FeatureStore(engine)
-    refresh = store.refresh
 
-    def refresh_and_edit():
-        matrix = refresh()
+    def edit() -> None:
         response = client.patch(
             f"/requests/{edited.subject_id}", json={"title": "編集後"}, headers=auth(Role.SME, "sme-1")
         )
         assert response.status_code == 200, response.text
-        return matrix
 
-    store.refresh = refresh_and_edit  # type: ignore[method-assign]
-    assert [ranking.request_id for ranking in rank_batch(engine, store, [kept, edited])] == [kept.subject_id]
+    with writing_during_refresh(FeatureStore(engine), edit) as store:
+        assert [ranking.request_id for ranking in rank_batch(engine, store, [kept, edited])] == [kept.subject_id]
     with Session(engine) as session:
         request = repository.get_request(session, edited.subject_id)
         assert request.title == "編集後" and request.status == "submitted" and request.entity_version == 2

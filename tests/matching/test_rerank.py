@@ -27,7 +27,7 @@ from services.matching.consumers import (
 from services.matching.models import Ranking, SmeRequest
 from services.matching.scoring.features import FeatureStore
 from tests.factories import request_body
-from tests.matching.conftest import Auth, expert_event, organization_event, outbox, project
+from tests.matching.conftest import Auth, expert_event, organization_event, outbox, project, writing_during_refresh
 from tsunagu.auth import Role
 from tsunagu.db import session_scope
 from tsunagu.events import EventEnvelope, Subjects
@@ -192,23 +192,19 @@ def test_a_batch_of_rerankings_clears_only_the_marks_it_answered(
     quiet, marked_again, edited = (submit(client, auth, engine, store) for _ in range(3))
     project(engine, expert_event(expert_id="b"))
     assert mark_affected(engine, store, changes(engine, "b")) == 3
-    refresh = store.refresh
     later = datetime.now(UTC) + timedelta(seconds=5)
 
-    def refresh_while_others_write():
-        matrix = refresh()
+    def mark_again_and_edit() -> None:
         with session_scope(engine) as session:
             session.connection().execute(
                 update(SmeRequest).where(col(SmeRequest.id) == marked_again).values(rerank_due_at=later)
             )
         response = client.patch(f"/requests/{edited}", json={"title": "編集後"}, headers=auth(Role.SME, "sme-1"))
         assert response.status_code == 200, response.text
-        return matrix
 
-    store.refresh = refresh_while_others_write  # type: ignore[method-assign]
     before = {request_id: len(rankings_of(engine, request_id)) for request_id in (quiet, marked_again, edited)}
-    assert rerank_due(engine, store) == 2
-    store.refresh = refresh  # type: ignore[method-assign]
+    with writing_during_refresh(store, mark_again_and_edit):
+        assert rerank_due(engine, store) == 2
     assert marked(engine) == {marked_again, edited}  # the newer mark stays; the edit's mark waits for its version
     assert len(rankings_of(engine, quiet)) == before[quiet] + 1 and set(ranked_ids(engine, quiet)) == {"a", "b"}
     assert len(rankings_of(engine, marked_again)) == before[marked_again] + 1
